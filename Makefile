@@ -1,0 +1,67 @@
+# Two commands for a newcomer: `make run` (the whole system locally) and `make test` (everything).
+# Both set up what they need from a fresh clone: the virtualenv, the packages, DynamoDB Local.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PORT   ?= 3000
+
+.DEFAULT_GOAL := help
+.PHONY: help setup dynamodb-local lint typecheck test test-fast run bench openapi schema clean
+
+help:
+	@echo "make run    - run the whole system locally (API on http://127.0.0.1:$(PORT))"
+	@echo "make test   - set up, then run every lint, type check and test"
+	@echo "make bench  - run the benchmarks and print their tables"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP) dynamodb-local
+
+dynamodb-local: $(STAMP)
+	@$(BIN)/python -m local.dynamodb_local fetch >/dev/null
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: setup lint typecheck
+	$(BIN)/pytest -p no:cacheprovider --cov --cov-branch --cov-report=term
+
+# The same tests without lint, types and coverage: for the edit-test loop.
+test-fast: setup
+	$(BIN)/pytest -p no:cacheprovider -x -q
+
+run: setup
+	$(BIN)/jobstatus local --port $(PORT)
+
+bench: setup
+	$(BIN)/python bench/projector.py
+	$(BIN)/python bench/producers.py
+	$(BIN)/python bench/api.py
+
+openapi: $(STAMP)
+	$(BIN)/python -m api.openapi > openapi.json
+
+schema: $(STAMP)
+	$(BIN)/python -m jobstatus.schema
+
+clean:
+	rm -rf $(VENV) .coverage .hypothesis .aws-sam build *.egg-info
+
+# `sam build` (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set: copy only
+# our packages and install the runtime dependencies for Lambda's Python 3.12 on arm64.
+build-%:
+	mkdir -p "$(ARTIFACTS_DIR)"
+	cp -R jobstatus producers projector api "$(ARTIFACTS_DIR)/"
+	$(PYTHON) -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith(('boto3', 'botocore'))))" > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform manylinux2014_aarch64 \
+		--implementation cp --python-version 3.12 --only-binary=:all: -r "$(ARTIFACTS_DIR)/requirements.txt"

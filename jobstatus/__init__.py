@@ -1,0 +1,1 @@
+"""The shared domain of the job-status service: the event contract, the version order, settings."""
