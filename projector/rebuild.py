@@ -1,0 +1,419 @@
+"""Rebuilding the Jobs table: an EventBridge replay of the archive, or a file of events.
+
+The archive is the source of truth (DESIGN §1). A replay sends its events back to the bus,
+restricted to the projector's rule, and ProjectorFn folds them as it folds live ones. A file of
+events goes through the same fold (`coalesce`) and the same writer (`JobStore`), in batches the
+size of ProjectorFn's, so both ways converge on the items `project()` computes.
+
+No boto3 client is built here: the EventBridge client and the `JobStore` are passed in, and the
+`jobstatus rebuild` command (`projector.rebuild_cli`) is a thin shell around these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from jobstatus.events import DETAIL_TYPE, JobStatusChanged
+from projector.fold import JobBatch, coalesce, is_expired
+from projector.store import InvalidForStore, JobStore, Outcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+
+    from local.template import Template
+
+# Logical ids in template.yaml of what a replay reads from, sends to and is restricted to.
+ARCHIVE_ID: Final = "JobStatusArchive"
+BUS_ID: Final = "JobsBus"
+PROJECTOR_RULE_ID: Final = "JobStatusToProjectorRule"
+PROJECTOR_FN_ID: Final = "ProjectorFn"
+DEFAULT_BATCH_SIZE: Final = 100  # what SQS gives ProjectorFn when the template says nothing
+
+REPLAY_NAME_MAX: Final = 64
+_REPLAY_NAME_INVALID = re.compile(r"[^.\-_A-Za-z0-9]")
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+class RebuildError(Exception):
+    """A rebuild cannot start or go on; the message says why, for the operator."""
+
+
+# --- times ---------------------------------------------------------------------------------
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """An aware UTC instant from ISO 8601 (`2026-11-01`, `2026-11-01T07:00Z`) or an age (`36h`, `7d`).
+
+    A time without a zone is UTC; an age counts back from `now`.
+    """
+    value = text.strip()
+    if match := _RELATIVE.match(value):
+        amount, unit = match.groups()
+        return now - timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise RebuildError(
+            f"{text!r} is neither an ISO 8601 time (2026-11-01T07:00:00Z) nor an age (36h, 7d)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def replay_window(since: datetime, until: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    """The `[since, until]` window to replay, checked: `until` defaults to `now`, never later."""
+    end = now if until is None else until
+    if end > now:
+        raise RebuildError(f"--until {end.isoformat()} is in the future; the archive ends now")
+    if since >= end:
+        raise RebuildError(f"--since {since.isoformat()} is not before --until {end.isoformat()}")
+    return since, end
+
+
+# --- replay --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    """Where a replay reads (the archive), sends (the bus) and which rule alone receives it."""
+
+    archive_arn: str
+    bus_arn: str
+    rule_arn: str
+
+    @classmethod
+    def from_template(cls, template: Template) -> ReplayTarget:
+        """The ARNs the template gives its archive, bus and projector rule (stage, region, account)."""
+        return cls(template.arn(ARCHIVE_ID), template.arn(BUS_ID), template.arn(PROJECTOR_RULE_ID))
+
+
+def replay_name(stage: str, now: datetime) -> str:
+    """A replay name unique to the second: `rebuild-<stage>-20261122T072031Z` (EventBridge's charset)."""
+    name = f"rebuild-{stage}-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    return _REPLAY_NAME_INVALID.sub("-", name)[-REPLAY_NAME_MAX:]
+
+
+class ReplayState(StrEnum):
+    """EventBridge's replay states."""
+
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    CANCELLING = "CANCELLING"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+TERMINAL_STATES: Final = frozenset({ReplayState.COMPLETED, ReplayState.CANCELLED, ReplayState.FAILED})
+
+
+def _instant(value: Any) -> datetime | None:
+    # botocore gives aware datetimes; tolerate epoch numbers from emulators.
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(value), UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStatus:
+    """What `DescribeReplay` says about a replay."""
+
+    name: str
+    state: ReplayState
+    reason: str | None
+    event_start: datetime | None
+    event_end: datetime | None
+    last_replayed: datetime | None
+    replay_start: datetime | None
+    replay_end: datetime | None
+
+    @classmethod
+    def from_response(cls, response: dict[str, Any]) -> ReplayStatus:
+        """Parse a `DescribeReplay` response."""
+        return cls(
+            name=str(response["ReplayName"]),
+            state=ReplayState(response["State"]),
+            reason=response.get("StateReason") or None,
+            event_start=_instant(response.get("EventStartTime")),
+            event_end=_instant(response.get("EventEndTime")),
+            last_replayed=_instant(response.get("EventLastReplayedTime")),
+            replay_start=_instant(response.get("ReplayStartTime")),
+            replay_end=_instant(response.get("ReplayEndTime")),
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the replay has stopped for good."""
+        return self.state in TERMINAL_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether every event of the window was sent to the bus."""
+        return self.state is ReplayState.COMPLETED
+
+    @property
+    def fraction(self) -> float:
+        """How far through its window the replay is, 0..1, from `EventLastReplayedTime`."""
+        if self.state is ReplayState.COMPLETED:
+            return 1.0
+        if self.last_replayed is None or self.event_start is None or self.event_end is None:
+            return 0.0
+        span = (self.event_end - self.event_start).total_seconds()
+        if span <= 0:
+            return 0.0
+        done = (self.last_replayed - self.event_start).total_seconds() / span
+        return min(1.0, max(0.0, done))
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the replay ran (so far, when it has not ended)."""
+        if self.replay_start is None:
+            return None
+        return (self.replay_end or datetime.now(UTC)) - self.replay_start
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", "")) or str(error)
+
+
+class Replays:
+    """The EventBridge adapter for replays: start, describe, cancel."""
+
+    def __init__(self, client: EventBridgeClient) -> None:
+        self._client = client
+
+    def start(self, name: str, target: ReplayTarget, since: datetime, until: datetime) -> ReplayStatus:
+        """Start replaying `[since, until]` of the archive to the bus, for the projector rule only.
+
+        Raises `RebuildError` with EventBridge's reason when the replay cannot start (no such
+        archive or bus, a replay of that name exists, too many replays running).
+        """
+        try:
+            self._client.start_replay(
+                ReplayName=name,
+                Description=f"Rebuild the Jobs table from {target.archive_arn}",
+                EventSourceArn=target.archive_arn,
+                EventStartTime=since,
+                EventEndTime=until,
+                Destination={"Arn": target.bus_arn, "FilterArns": [target.rule_arn]},
+            )
+        except ClientError as error:
+            raise RebuildError(
+                f"EventBridge refused replay {name}: {_error_code(error)}: {_error_message(error)}"
+            ) from error
+        return self.describe(name)
+
+    def describe(self, name: str) -> ReplayStatus:
+        """The replay's current state and progress."""
+        try:
+            response = self._client.describe_replay(ReplayName=name)
+        except ClientError as error:
+            raise RebuildError(f"cannot describe replay {name}: {_error_message(error)}") from error
+        return ReplayStatus.from_response(dict(response))
+
+    def cancel(self, name: str) -> None:
+        """Ask EventBridge to cancel the replay (it goes CANCELLING, then CANCELLED)."""
+        try:
+            self._client.cancel_replay(ReplayName=name)
+        except ClientError as error:
+            raise RebuildError(f"cannot cancel replay {name}: {_error_message(error)}") from error
+
+
+def watch(
+    replays: Replays,
+    name: str,
+    *,
+    poll_seconds: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_status: Callable[[ReplayStatus], None] | None = None,
+) -> ReplayStatus:
+    """Poll `DescribeReplay` until the replay ends; `on_status` sees every answer."""
+    while True:
+        status = replays.describe(name)
+        if on_status is not None:
+            on_status(status)
+        if status.is_terminal:
+            return status
+        sleep(poll_seconds)
+
+
+# --- a file of events ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    """A line of the file that was not applied, and why."""
+
+    line: int
+    reason: str
+
+
+def parse_line(text: str) -> JobStatusChanged:
+    """The event on one line: an EventBridge envelope (`detail-type` + `detail`) or a bare detail.
+
+    Raises `ValueError` saying what is wrong.
+    """
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON: {error.msg} at column {error.colno}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"a JSON {type(document).__name__}, not an object")
+    if "detail" in document and "detail-type" in document:
+        if document["detail-type"] != DETAIL_TYPE:
+            raise ValueError(f"detail-type {document['detail-type']!r} is not {DETAIL_TYPE}")
+        document = document["detail"]
+        if not isinstance(document, dict):
+            raise ValueError("the envelope's detail is not an object")
+    try:
+        return JobStatusChanged.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'detail'}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(f"not a valid {DETAIL_TYPE}: {problems}") from None
+
+
+def read_events(lines: Iterable[str]) -> Iterator[tuple[int, JobStatusChanged] | LineProblem]:
+    """Each non-blank line's event with its 1-based line number, or the problem with it."""
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield number, parse_line(text)
+        except ValueError as error:
+            yield LineProblem(number, str(error))
+
+
+def _batches(
+    items: Iterable[tuple[int, JobStatusChanged] | LineProblem], size: int
+) -> Iterator[tuple[list[tuple[int, JobStatusChanged]], list[LineProblem], int]]:
+    """Batches of `size` events, with the bad lines met on the way and the last line number seen."""
+    events: list[tuple[int, JobStatusChanged]] = []
+    problems: list[LineProblem] = []
+    last = 0
+    for item in items:
+        if isinstance(item, LineProblem):
+            problems.append(item)
+            last = item.line
+            continue
+        events.append(item)
+        last = item[0]
+        if len(events) == size:
+            yield events, problems, last
+            events, problems = [], []
+    if events or problems:
+        yield events, problems, last
+
+
+@dataclass
+class FileSummary:
+    """What applying a file did, counted per event (line) and per job."""
+
+    events: int = 0
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    expired: int = 0
+    invalid: list[LineProblem] = field(default_factory=list)
+    failed: list[LineProblem] = field(default_factory=list)
+    jobs: set[str] = field(default_factory=set)
+    batches: int = 0
+    writes: int = 0
+    requests: int = 0
+
+    @property
+    def applied(self) -> int:
+        """Events of jobs whose write made the batch's winner the item's winner."""
+        return self.outcomes[Outcome.APPLIED]
+
+    @property
+    def stale(self) -> int:
+        """Events of jobs whose item already held that version or a greater one."""
+        return self.outcomes[Outcome.STALE] + self.outcomes[Outcome.FILLED]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every line was read and every event written or rightly skipped."""
+        return not self.invalid and not self.failed
+
+
+def apply_events(
+    lines: Iterable[str],
+    store: JobStore,
+    *,
+    batch_size: int,
+    ttl_days: int,
+    now: float,
+    on_progress: Callable[[int], None] | None = None,
+) -> FileSummary:
+    """Fold the events of `lines` into the table through `coalesce` and `store`, `batch_size` at a time.
+
+    Bad lines and jobs DynamoDB refuses are reported in the summary with their line numbers, and
+    the rest is applied. `on_progress` gets the number of the last line handled after each
+    batch. Raises `RebuildError` when the table is missing (no write can succeed).
+    """
+    if batch_size < 1:
+        raise RebuildError(f"batch size must be at least 1, not {batch_size}")
+    summary = FileSummary()
+    for events, problems, last_line in _batches(read_events(lines), batch_size):
+        summary.invalid.extend(problems)
+        summary.events += len(events)
+        live = [(str(line), event) for line, event in events if not is_expired(event, ttl_days, now)]
+        summary.expired += len(events) - len(live)
+        summary.batches += 1 if events else 0
+        for job in coalesce(live):
+            _write_job(store, job, summary)
+        if on_progress is not None:
+            on_progress(last_line)
+    return summary
+
+
+def _write_job(store: JobStore, job: JobBatch, summary: FileSummary) -> None:
+    lines = [int(record_id) for record_id in job.record_ids]
+    try:
+        result = store.write(job)
+    except InvalidForStore as error:
+        reason = f"DynamoDB refused job {job.job_id}: {error}"
+        summary.invalid.extend(LineProblem(line, reason) for line in lines)
+        return
+    except ClientError as error:
+        if _error_code(error) == "ResourceNotFoundException":
+            raise RebuildError(f"the Jobs table does not exist: {_error_message(error)}") from error
+        reason = f"writing job {job.job_id} failed: {_error_code(error)}: {_error_message(error)}"
+        summary.failed.extend(LineProblem(line, reason) for line in lines)
+        return
+    except BotoCoreError as error:
+        reason = f"writing job {job.job_id} failed: {error}"
+        summary.failed.extend(LineProblem(line, reason) for line in lines)
+        return
+    summary.outcomes[result.outcome] += len(lines)
+    summary.jobs.add(job.job_id)
+    summary.writes += 1
+    summary.requests += result.requests
+
+
+def batch_size_of(template: Template, function_id: str = PROJECTOR_FN_ID) -> int:
+    """The SQS `BatchSize` the template gives a function's queue event (100 when it says none)."""
+    events = template.properties(function_id).get("Events", {})
+    for event in events.values():
+        if event.get("Type") == "SQS":
+            return int(event.get("Properties", {}).get("BatchSize", DEFAULT_BATCH_SIZE))
+    return DEFAULT_BATCH_SIZE
