@@ -13,7 +13,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 DETAIL_TYPE: Final = "JobStatusChanged"
@@ -24,7 +35,14 @@ SOURCES: Final = (SOURCE_SUBMIT, SOURCE_FAL_INVOKER)
 
 SCHEMA_VERSION: Final = 1
 JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
-TIMESTAMP_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+# ASCII digits only (`\d` would take any Unicode digit and break the byte order of versions);
+# the ranges keep the JSON Schema close to the model, which also refuses impossible dates.
+TIMESTAMP_PATTERN: Final = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z$"
+)
+EVENT_ID_PATTERN: Final = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+OUTPUT_URL_PATTERN: Final = r"^https://[^\s/?#]+([/?#]\S*)?$"
 MAX_RESULT_BYTES: Final = 16 * 1024
 MAX_ATTEMPT: Final = 9999  # the version pads attempt to 4 digits; more would break byte order
 EVENTBRIDGE_MAX_ENTRY_BYTES: Final = 256 * 1024
@@ -74,7 +92,7 @@ def is_valid_job_id(value: str) -> bool:
 
 
 def _timestamp(value: str) -> str:
-    parse_timestamp(value)  # a well-formed string that is not a real instant (month 13) is refused
+    parse_timestamp(value)  # well-formed but not a real instant (February 30, year 0) is refused
     return value
 
 
@@ -83,28 +101,41 @@ def _event_id(value: str) -> str:
     return str(uuid.UUID(value))
 
 
-def _https_url(value: str) -> str:
-    if not value.startswith("https://") or len(value) <= len("https://"):
-        raise ValueError("outputUrl must be an https URL")
+def _json_integer(value: object) -> object:
+    # What JSON Schema calls an integer: a number with no fraction. Never a bool or a string,
+    # which pydantic's lax mode would otherwise turn into 1 or parse.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
     return value
 
 
 def _bounded_result(value: dict[str, Any]) -> dict[str, Any]:
-    size = len(json.dumps(value, separators=(",", ":")).encode())
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as error:  # NaN or Infinity: not JSON, and DynamoDB cannot store it either
+        raise ValueError("result must hold only finite numbers") from error
+    size = len(encoded.encode())
     if size > MAX_RESULT_BYTES:
         raise ValueError(f"result is {size} bytes as JSON; at most {MAX_RESULT_BYTES} allowed")
     return value
 
 
 Timestamp = Annotated[str, Field(pattern=TIMESTAMP_PATTERN), AfterValidator(_timestamp)]
-EventId = Annotated[str, Field(min_length=32, max_length=36), AfterValidator(_event_id)]
+EventId = Annotated[str, Field(pattern=EVENT_ID_PATTERN), AfterValidator(_event_id)]
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
-OutputUrl = Annotated[str, Field(max_length=2048), AfterValidator(_https_url)]
-ResultMetadata = Annotated[dict[str, Any], AfterValidator(_bounded_result)]
-Metric = Annotated[int | float, Field(allow_inf_nan=False)]
+OutputUrl = Annotated[str, Field(max_length=2048, pattern=OUTPUT_URL_PATTERN)]
+ResultMetadata = Annotated[dict[str, JsonValue], AfterValidator(_bounded_result)]
+MetricName = Annotated[str, Field(min_length=1, max_length=128)]
+Metric = Annotated[StrictInt | StrictFloat, Field(allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
+    # Python code may build events by field name (`job_id=...`); the wire takes only the
+    # camelCase aliases (see `JobStatusChanged.from_detail`).
     model_config = ConfigDict(
         alias_generator=to_camel,
         validate_by_name=True,
@@ -120,26 +151,41 @@ class JobError(_Model):
 
     code: str = Field(min_length=1, max_length=128)
     message: str = Field(max_length=4096)
-    retryable: bool
+    retryable: StrictBool
+
+
+def _only_with(field: str, status: Status) -> dict[str, Any]:
+    # JSON Schema for "`field`, when set, only with `status`".
+    return {
+        "if": {"required": [field], "properties": {field: {"not": {"type": "null"}}}},
+        "then": {"properties": {"status": {"const": status.value}}},
+    }
 
 
 class JobStatusChanged(_Model):
     """The `detail` of a `JobStatusChanged` event (DESIGN §2)."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    model_config = ConfigDict(
+        title="JobStatusChanged",
+        json_schema_extra={
+            "allOf": [_only_with("outputUrl", Status.COMPLETED), _only_with("error", Status.FAILED)]
+        },
+    )
+
+    schema_version: Annotated[Literal[1], BeforeValidator(_json_integer)] = SCHEMA_VERSION
     event_id: EventId
     job_id: JobId
     user_id: str = Field(min_length=1, max_length=256)
     status: Status
     occurred_at: Timestamp
     created_at: Timestamp
-    attempt: int = Field(default=1, ge=1, le=MAX_ATTEMPT)
-    progress: int | None = Field(default=None, ge=0, le=100)
+    attempt: Annotated[int, Field(ge=1, le=MAX_ATTEMPT), BeforeValidator(_json_integer)] = 1
+    progress: Annotated[int, Field(ge=0, le=100), BeforeValidator(_json_integer)] | None = None
     started_at: Timestamp | None = None
     output_url: OutputUrl | None = None
     result: ResultMetadata | None = None
     error: JobError | None = None
-    metrics: dict[str, Metric] | None = None
+    metrics: Annotated[dict[MetricName, Metric], Field(max_length=64)] | None = None
 
     @model_validator(mode="after")
     def _status_rules(self) -> JobStatusChanged:
@@ -148,6 +194,14 @@ class JobStatusChanged(_Model):
         if self.error is not None and self.status is not Status.FAILED:
             raise ValueError("error is only allowed with status FAILED")
         return self
+
+    @classmethod
+    def from_detail(cls, detail: object) -> JobStatusChanged:
+        """Validate an event `detail` from the wire: camelCase keys only, every rule checked.
+
+        Raises `pydantic.ValidationError` saying which rule the detail breaks.
+        """
+        return cls.model_validate(detail, by_alias=True, by_name=False)
 
     @property
     def version(self) -> str:
