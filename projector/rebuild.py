@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from jobstatus.events import DETAIL_TYPE, JobStatusChanged
 from projector.fold import JobBatch, coalesce, is_expired
-from projector.store import InvalidForStore, JobStore, Outcome
+from projector.store import InvalidForStore, Outcome, WriteResult
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -238,8 +238,20 @@ class Replays:
             raise RebuildError(f"cannot cancel replay {name}: {_error_message(error)}") from error
 
 
+class ReplayControl(Protocol):
+    """What following a replay needs of EventBridge (`Replays`, or a fake in tests)."""
+
+    def describe(self, name: str) -> ReplayStatus:
+        """The replay's current state and progress."""
+        ...
+
+    def cancel(self, name: str) -> None:
+        """Ask for the replay to be cancelled."""
+        ...
+
+
 def watch(
-    replays: Replays,
+    replays: ReplayControl,
     name: str,
     *,
     poll_seconds: float = 5.0,
@@ -257,6 +269,14 @@ def watch(
 
 
 # --- a file of events ----------------------------------------------------------------------
+
+
+class JobWriter(Protocol):
+    """What applying events needs of the table (`projector.store.JobStore`, or a fake in tests)."""
+
+    def write(self, batch: JobBatch) -> WriteResult:
+        """Apply one job's share of a batch."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +377,7 @@ class FileSummary:
 
 def apply_events(
     lines: Iterable[str],
-    store: JobStore,
+    store: JobWriter,
     *,
     batch_size: int,
     ttl_days: int,
@@ -386,7 +406,7 @@ def apply_events(
     return summary
 
 
-def _write_job(store: JobStore, job: JobBatch, summary: FileSummary) -> None:
+def _write_job(store: JobWriter, job: JobBatch, summary: FileSummary) -> None:
     lines = [int(record_id) for record_id in job.record_ids]
     try:
         result = store.write(job)

@@ -23,6 +23,7 @@ from projector.rebuild import (
     FileSummary,
     LineProblem,
     RebuildError,
+    ReplayControl,
     Replays,
     ReplayStatus,
     ReplayTarget,
@@ -191,7 +192,7 @@ def _confirm_cancel(console: Console) -> Callable[[str], bool]:
 
 def follow(
     console: Console,
-    replays: Replays,
+    replays: ReplayControl,
     name: str,
     *,
     poll_seconds: float,

@@ -6,11 +6,17 @@ import json
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobstatus.codec import from_item
-from jobstatus.events import DETAIL_TYPE, SOURCE_FAL_INVOKER, SOURCE_SUBMIT, JobStatusChanged, format_timestamp
+from jobstatus.events import (
+    DETAIL_TYPE,
+    SOURCE_FAL_INVOKER,
+    SOURCE_SUBMIT,
+    JobStatusChanged,
+    format_timestamp,
+)
 from local.template import Template
 from projector.rebuild import ARCHIVE_ID, BUS_ID, PROJECTOR_RULE_ID
 
@@ -136,7 +142,8 @@ def create_bus(events: Any, sqs: Any, template: Template) -> Bus:
     rule_arn = events.put_rule(
         Name=rule["Name"], EventBusName=bus, EventPattern=json.dumps(rule["EventPattern"]), State="ENABLED"
     )["RuleArn"]
-    events.put_targets(Rule=rule["Name"], EventBusName=bus, Targets=[{"Id": "ProjectorQueue", "Arn": queue_arn}])
+    target = {"Id": "ProjectorQueue", "Arn": queue_arn}
+    events.put_targets(Rule=rule["Name"], EventBusName=bus, Targets=[target])
     return Bus(bus, queue_url, archive_arn, bus_arn, rule_arn)
 
 

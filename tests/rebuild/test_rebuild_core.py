@@ -223,18 +223,16 @@ def test_start_restricts_the_replay_to_the_projector_rule(stubbed):
             "Destination": {"Arn": TARGET.bus_arn, "FilterArns": [TARGET.rule_arn]},
         },
     )
-    stubber.add_response(
-        "describe_replay", {"ReplayName": "r", "State": "STARTING", "EventStartTime": since}, {"ReplayName": "r"}
-    )
+    described = {"ReplayName": "r", "State": "STARTING", "EventStartTime": since}
+    stubber.add_response("describe_replay", described, {"ReplayName": "r"})
     assert Replays(client).start("r", TARGET, since, until).state is ReplayState.STARTING
 
 
 def test_start_explains_a_missing_archive(stubbed):
     client, stubber = stubbed
-    stubber.add_client_error(
-        "start_replay", "ValidationException", "Parameter EventSourceArn is not valid. Reason: Archive a does not exist."
-    )
-    with pytest.raises(RebuildError, match="refused replay r: ValidationException: .*Archive a does not exist"):
+    reason = "Parameter EventSourceArn is not valid. Reason: Archive a does not exist."
+    stubber.add_client_error("start_replay", "ValidationException", reason)
+    with pytest.raises(RebuildError, match=r"refused replay r: ValidationException: .*Archive a does not"):
         Replays(client).start("r", TARGET, NOW - timedelta(days=1), NOW)
 
 
@@ -281,7 +279,7 @@ def test_parse_line_takes_envelopes_and_bare_details():
     [
         ("{not json", "not JSON: .* at column 2"),
         ("[1, 2]", "a JSON list, not an object"),
-        ('{"detail-type": "VideoGenerationRequested", "detail": {}}', "detail-type 'VideoGenerationRequested'"),
+        ('{"detail-type": "VideoGenerationRequested", "detail": {}}', "detail-type 'VideoGeneration"),
         ('{"detail-type": "JobStatusChanged", "detail": "x"}', "detail is not an object"),
         ('{"jobId": "j"}', "not a valid JobStatusChanged: eventId: Field required"),
     ],
@@ -392,7 +390,9 @@ def test_a_throttled_job_fails_only_its_lines():
 
 
 def test_a_missing_table_stops_the_rebuild():
-    missing = ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no table"}}, "UpdateItem")
+    missing = ClientError(
+        {"Error": {"Code": "ResourceNotFoundException", "Message": "no table"}}, "UpdateItem"
+    )
     events = history(1, seed=8, now=NOW, expired_jobs=0)
     with pytest.raises(RebuildError, match="the Jobs table does not exist: no table"):
         apply_events(
