@@ -201,14 +201,14 @@ class Replays:
     def __init__(self, client: EventBridgeClient) -> None:
         self._client = client
 
-    def start(self, name: str, target: ReplayTarget, since: datetime, until: datetime) -> ReplayStatus:
-        """Start replaying `[since, until]` of the archive to the bus, for the projector rule only.
+    def start(self, name: str, target: ReplayTarget, since: datetime, until: datetime) -> str:
+        """Start replaying `[since, until]` of the archive to the bus, for the projector rule only; its ARN.
 
         Raises `RebuildError` with EventBridge's reason when the replay cannot start (no such
         archive or bus, a replay of that name exists, too many replays running).
         """
         try:
-            self._client.start_replay(
+            response = self._client.start_replay(
                 ReplayName=name,
                 Description=f"Rebuild the Jobs table from {target.archive_arn}",
                 EventSourceArn=target.archive_arn,
@@ -220,7 +220,7 @@ class Replays:
             raise RebuildError(
                 f"EventBridge refused replay {name}: {_error_code(error)}: {_error_message(error)}"
             ) from error
-        return self.describe(name)
+        return str(response.get("ReplayArn", name))
 
     def describe(self, name: str) -> ReplayStatus:
         """The replay's current state and progress."""
@@ -305,7 +305,7 @@ def parse_line(text: str) -> JobStatusChanged:
         if not isinstance(document, dict):
             raise ValueError("the envelope's detail is not an object")
     try:
-        return JobStatusChanged.model_validate(document)
+        return JobStatusChanged.from_detail(document)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'detail'}: {e['msg']}" for e in error.errors()

@@ -98,6 +98,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Run `jobstatus rebuild`; the exit code says whether the rebuild completed."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True)
     try:
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             return rebuild_from_file(args, console)
         return rebuild_by_replay(args, console)
     except RebuildError as error:
-        console.print(f"[bold red]rebuild:[/] {error}")
+        console.print(f"[bold red]rebuild:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
         return EXIT_USAGE
 
 
@@ -131,11 +132,15 @@ def rebuild_by_replay(args: argparse.Namespace, console: Console) -> int:
         target = replay_target(args, session, stage)
         name = args.name or replay_name(stage, now)
         replays.start(name, target, since, until)
-        console.print(f"Started replay [bold]{name}[/] of {target.archive_arn}")
-        console.print(f"  to {target.bus_arn}, rule {target.rule_arn} only")
+        # soft_wrap: an ARN split across lines cannot be copied back into a command
+        console.print(f"Started replay [bold]{name}[/] of {target.archive_arn}", soft_wrap=True)
+        console.print(f"  to {target.bus_arn}, rule {target.rule_arn} only", soft_wrap=True)
     final = follow(console, replays, name, poll_seconds=args.poll, confirm=_confirm_cancel(console))
     if final is None:
-        console.print(f"Replay [bold]{name}[/] continues; follow it with: jobstatus rebuild --attach {name}")
+        console.print(
+            f"Replay [bold]{name}[/] continues; follow it with: jobstatus rebuild --attach {name}",
+            soft_wrap=True,
+        )
         return EXIT_INTERRUPTED
     console.print(replay_summary(final, target))
     return EXIT_OK if final.succeeded else EXIT_FAILED
@@ -245,13 +250,14 @@ def _moment(value: datetime | None) -> str:
 
 def replay_summary(status: ReplayStatus, target: ReplayTarget | None) -> object:
     """A table saying how the replay ended."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Replay {status.name}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     colour = "green" if status.succeeded else "red"
-    state = f"[{colour}]{status.state}[/]" + (f" ({status.reason})" if status.reason else "")
+    state = f"[{colour}]{status.state}[/]" + (f" ({escape(status.reason)})" if status.reason else "")
     table.add_row("State", state)
     table.add_row("Events window", f"{_moment(status.event_start)} → {_moment(status.event_end)}")
     table.add_row("Last event replayed", _moment(status.last_replayed))
@@ -345,7 +351,10 @@ def file_summary(summary: FileSummary, path: Path, table_name: str, batch_size: 
 
 
 def _print_problems(console: Console, title: str, problems: list[LineProblem]) -> None:
+    from rich.markup import escape
+
     for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        console.print(f"[red]{title}[/] line {problem.line}: {problem.reason}", highlight=False)
+        text = f"[red]{title}[/] line {problem.line}: {escape(problem.reason)}"
+        console.print(text, highlight=False, soft_wrap=True)
     if len(problems) > MAX_PROBLEMS_SHOWN:
         console.print(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more {title.lower()} lines")

@@ -213,7 +213,7 @@ def test_start_restricts_the_replay_to_the_projector_rule(stubbed):
     since, until = NOW - timedelta(days=1), NOW
     stubber.add_response(
         "start_replay",
-        {"State": "STARTING"},
+        {"State": "STARTING", "ReplayArn": "arn:aws:events:us-east-1:123456789012:replay/r"},
         {
             "ReplayName": "r",
             "Description": f"Rebuild the Jobs table from {TARGET.archive_arn}",
@@ -223,9 +223,8 @@ def test_start_restricts_the_replay_to_the_projector_rule(stubbed):
             "Destination": {"Arn": TARGET.bus_arn, "FilterArns": [TARGET.rule_arn]},
         },
     )
-    described = {"ReplayName": "r", "State": "STARTING", "EventStartTime": since}
-    stubber.add_response("describe_replay", described, {"ReplayName": "r"})
-    assert Replays(client).start("r", TARGET, since, until).state is ReplayState.STARTING
+    arn = Replays(client).start("r", TARGET, since, until)
+    assert arn == "arn:aws:events:us-east-1:123456789012:replay/r"
 
 
 def test_start_explains_a_missing_archive(stubbed):
