@@ -32,6 +32,8 @@ class Template:
     parameters: dict[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
     account: str = "123456789012"
+    # What `Ref` gives for resources whose deployed value is not their name (an SQS queue's URL).
+    refs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path = TEMPLATE_PATH, **parameters: str) -> Template:
@@ -90,13 +92,20 @@ class Template:
         return shapes.get(kind, f"arn:aws:local:{prefix}:{logical_id}")
 
     def _ref(self, name: str) -> Any:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws"}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         if name in pseudo:
             return pseudo[name]
         if name == "AWS::NoValue":
             return None
         if name in self.parameters:
             return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
         return self.physical_name(name)
 
     def _get_att(self, target: str | list[str]) -> Any:
@@ -105,6 +114,8 @@ class Template:
             return self.arn(logical_id)
         if attribute in {"QueueName", "Name"}:
             return self.physical_name(logical_id)
+        if attribute == "RootResourceId":  # a REST API's `/` resource
+            return f"{self.physical_name(logical_id)}-root"
         raise ValueError(f"GetAtt {logical_id}.{attribute} is not known locally")
 
     def _sub(self, spec: str | list[Any]) -> str:

@@ -1,0 +1,187 @@
+"""`jobstatus local`, `jobstatus token` and `jobstatus demo`: the local stack's command line.
+
+`local` runs the whole system in the foreground until Ctrl-C or SIGTERM; `token` prints a bearer
+token the local API accepts; `demo` submits jobs through the API and shows them converge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Final
+
+from local.auth import SigningKey, issue_token
+
+if TYPE_CHECKING:
+    from local.stack import LocalStack
+
+DEFAULT_DATA_DIR: Final = Path(".local")
+DEFAULT_PORT: Final = 3000
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("JOBSTATUS_LOCAL_DIR") or DEFAULT_DATA_DIR)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `local`, `token` and `demo` to the `jobstatus` command line."""
+    local = subparsers.add_parser(
+        "local",
+        help="run the whole system locally (DynamoDB Local, moto, the functions, the HTTP API)",
+        description="Run the whole system on this machine until Ctrl-C. Resources come from template.yaml.",
+    )
+    local.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", DEFAULT_PORT)),
+        help="HTTP API port on 127.0.0.1 (default: $PORT, else 3000)",
+    )
+    local.add_argument("--data-dir", help="where tables, archive and keys are kept (default: .local)")
+    local.add_argument("--stage", default="dev", help="the template's Stage parameter (default: dev)")
+    local.add_argument(
+        "--fal-latency",
+        type=float,
+        default=float(os.environ.get("LOCAL_FAL_LATENCY", "2.0")),
+        help="seconds a simulated Fal job takes (default: $LOCAL_FAL_LATENCY, else 2)",
+    )
+    local.add_argument(
+        "--fal-failure-rate",
+        type=float,
+        default=float(os.environ.get("LOCAL_FAL_FAILURE_RATE", "0.1")),
+        help="share of simulated Fal jobs that fail, 0..1 (default: $LOCAL_FAL_FAILURE_RATE, else 0.1)",
+    )
+    local.add_argument(
+        "--no-dynamodb-local",
+        action="store_true",
+        help="run DynamoDB on moto (in memory) even where Java is present",
+    )
+    local.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
+    local.set_defaults(run=run_local)
+
+    token = subparsers.add_parser("token", help="print a bearer token the local API accepts")
+    token.add_argument("--user", default="dev", help="the user (the token's sub), default dev")
+    token.add_argument("--admin", action="store_true", help="put the user in the admin group")
+    token.add_argument("--hours", type=float, default=12.0, help="how long the token is valid (default 12)")
+    token.add_argument("--data-dir", help="where the local signing key is kept (default: .local)")
+    token.set_defaults(run=run_token)
+
+    demo = subparsers.add_parser("demo", help="submit jobs to the local API and watch them finish")
+    demo.add_argument("--jobs", type=int, default=10, help="how many jobs to submit (default 10)")
+    demo.add_argument("--url", default=None, help="API base URL (default: http://127.0.0.1:$PORT)")
+    demo.add_argument("--token", default=None, help="bearer token (default: one for user demo)")
+    demo.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    demo.add_argument("--data-dir", help="where the local signing key is kept (default: .local)")
+    demo.set_defaults(run=run_demo)
+
+
+def run_token(args: argparse.Namespace) -> int:
+    """Print a token for `--user`."""
+    key = SigningKey.load_or_create(_data_dir(args.data_dir))
+    print(issue_token(key, args.user, admin=args.admin, seconds=int(args.hours * 3600)))
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Submit `--jobs` jobs and follow them to the end."""
+    from local.demo import run
+
+    url = args.url or f"http://127.0.0.1:{os.environ.get('PORT', DEFAULT_PORT)}"
+    token = args.token or issue_token(SigningKey.load_or_create(_data_dir(args.data_dir)), "demo")
+    return run(url, token, jobs=args.jobs, timeout=args.timeout)
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def banner(stack: LocalStack) -> str:
+    """What `jobstatus local` prints once everything runs: URLs, a token, curl commands."""
+    describe = stack.describe()
+    token = stack.token("alice")
+    url = stack.url
+    lines = [
+        "",
+        "jobstatus local is running. Ctrl-C stops it.",
+        "",
+        f"  API          {url}/v1/jobs",
+        f"  Status page  {url}/",
+        f"  DynamoDB     {describe['dynamodb']} at {describe['endpoints']['AWS_ENDPOINT_URL_DYNAMODB']}",
+        f"  EventBridge  moto at {describe['endpoints']['AWS_ENDPOINT_URL_EVENTBRIDGE']} (SQS too)",
+        f"  Fal          {describe['fal']}",
+        f"  Data         {stack.data_dir} (tables, archive.jsonl, signing key, stack.json)",
+        "",
+        "  Routes:",
+        *[f"    {route}" for route in describe["routes"]],
+        "  Pollers:",
+        *[
+            f"    {name} <- {spec.sqs_sources[0].queue} (batch {spec.sqs_sources[0].batch_size}, "
+            f"window {spec.sqs_sources[0].batching_window:g}s)"
+            for name, spec in stack.functions.items()
+            if spec.sqs_sources
+        ],
+        *[f"  Note: {note}" for note in stack.notes],
+        "",
+        "Try it (a token for user alice; `jobstatus token --user NAME [--admin]` prints others):",
+        "",
+        f"  export TOKEN={token}",
+        f'  curl -s -X POST {url}/v1/jobs -H "Authorization: Bearer $TOKEN" \\',
+        "       -H 'Content-Type: application/json' \\",
+        '       -d \'{"model": "fal-ai/kling-video/v2/master/text-to-video", "input": {"prompt": "a cat"}}\'',
+        f'  curl -s {url}/v1/jobs -H "Authorization: Bearer $TOKEN"',
+        f'  curl -si {url}/v1/jobs/JOB_ID -H "Authorization: Bearer $TOKEN"',
+        "  .venv/bin/jobstatus demo --jobs 5",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_local(args: argparse.Namespace) -> int:
+    """Run the local stack in the foreground; Ctrl-C or SIGTERM stops everything it started."""
+    import logging
+
+    from local.stack import LocalStack, StackConfig
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = StackConfig(
+        port=args.port,
+        data_dir=_data_dir(args.data_dir),
+        stage=args.stage,
+        fal_latency=args.fal_latency,
+        fal_failure_rate=args.fal_failure_rate,
+        use_dynamodb_local=not args.no_dynamodb_local,
+        verbose=args.verbose,
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    stack = LocalStack(config)
+    try:
+        print("local: starting DynamoDB Local, moto server, resources from template.yaml ...", flush=True)
+        stack.start()
+        print(banner(stack), flush=True)
+        threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt) or SIGTERM (_Stopped)
+    except (KeyboardInterrupt, _Stopped):
+        print("\nlocal: stopping ...", flush=True)
+    except OSError as error:
+        print(f"local: cannot start: {error}", file=sys.stderr)
+        return 1
+    finally:
+        # A second Ctrl-C must not cut the shutdown short and leave DynamoDB Local's JVM behind.
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            stack.stop()
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous)
+    print("local: stopped.", flush=True)
+    return 0

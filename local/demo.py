@@ -1,0 +1,151 @@
+"""`jobstatus demo`: submit jobs through the HTTP API and watch them converge, in a live table.
+
+Each unfinished job is polled with `If-None-Match`, so an unchanged job costs a 304 and no body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+TERMINAL: Final = frozenset({"COMPLETED", "FAILED"})
+DEMO_MODEL: Final = "fal-ai/kling-video/v2/master/text-to-video"
+POLL_SECONDS: Final = 0.5
+
+
+@dataclass
+class TrackedJob:
+    """One submitted job as the demo last saw it."""
+
+    job_id: str
+    status: str = "SUBMITTED"
+    etag: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    polls: int = 0
+    not_modified: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether the job reached COMPLETED or FAILED."""
+        return self.status in TERMINAL
+
+
+class DemoError(Exception):
+    """The API refused a request the demo needs."""
+
+
+def submit(client: httpx.Client, index: int) -> TrackedJob:
+    """POST one job; its tracked state."""
+    answer = client.post(
+        "/v1/jobs",
+        json={"model": DEMO_MODEL, "input": {"prompt": f"demo clip {index}: a lighthouse at dawn"}},
+    )
+    if answer.status_code != 202:
+        raise DemoError(f"POST /v1/jobs answered {answer.status_code}: {answer.text[:300]}")
+    body = answer.json()
+    return TrackedJob(job_id=str(body["jobId"]), status=str(body.get("status", "QUEUED")))
+
+
+def refresh(client: httpx.Client, job: TrackedJob) -> None:
+    """GET the job once, sending its last ETag; a 304 leaves it as it was."""
+    headers = {"If-None-Match": job.etag} if job.etag else {}
+    answer = client.get(f"/v1/jobs/{job.job_id}", headers=headers)
+    job.polls += 1
+    if answer.status_code == 304:
+        job.not_modified += 1
+        return
+    if answer.status_code == 404:
+        return  # not projected yet: the projector has not applied the first event
+    if answer.status_code != 200:
+        raise DemoError(f"GET /v1/jobs/{job.job_id} answered {answer.status_code}: {answer.text[:300]}")
+    job.body = answer.json()
+    job.status = str(job.body.get("status", job.status))
+    job.etag = answer.headers.get("ETag")
+
+
+def table(jobs: list[TrackedJob], elapsed: float) -> Any:
+    """The live table of jobs."""
+    from rich.table import Table
+
+    colours = {"QUEUED": "yellow", "PROCESSING": "cyan", "COMPLETED": "green", "FAILED": "red"}
+    view = Table(title=f"{sum(j.done for j in jobs)}/{len(jobs)} finished after {elapsed:.1f}s")
+    for column in ("job", "status", "progress", "output / error", "polls (304)"):
+        view.add_column(column)
+    for job in jobs:
+        colour = colours.get(job.status, "white")
+        error = job.body.get("error") or {}
+        detail = job.body.get("outputUrl") or (
+            f"{error.get('code')}: {error.get('message')}" if error else ""
+        )
+        progress = job.body.get("progress")
+        view.add_row(
+            job.job_id,
+            f"[{colour}]{job.status}[/]",
+            "" if progress is None else f"{progress}%",
+            str(detail)[:60],
+            f"{job.polls} ({job.not_modified})",
+        )
+    return view
+
+
+def summary(jobs: list[TrackedJob], elapsed: float) -> str:
+    """One paragraph: how many finished how, and the polling cost."""
+    counts = Counter(job.status for job in jobs)
+    polls = sum(j.polls for j in jobs)
+    not_modified = sum(j.not_modified for j in jobs)
+    parts = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+    return (
+        f"{len(jobs)} jobs in {elapsed:.1f}s: {parts}. "
+        f"{polls} GETs, {not_modified} of them answered 304 Not Modified."
+    )
+
+
+def run(
+    url: str,
+    token: str,
+    *,
+    jobs: int,
+    timeout: float = 300.0,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Submit `jobs` jobs to `url` and show them until all finish; 0 when they all did."""
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    started = time.monotonic()
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0, transport=transport
+    ) as client:
+        try:
+            tracked = [submit(client, i) for i in range(jobs)]
+        except (DemoError, httpx.HTTPError) as error:
+            console.print(f"[bold red]demo:[/] {error}")
+            return 1
+        console.print(f"Submitted {len(tracked)} jobs to {url}")
+        with Live(table(tracked, 0.0), console=console, refresh_per_second=4) as live:
+            while True:
+                elapsed = time.monotonic() - started
+                try:
+                    for job in tracked:
+                        if not job.done:
+                            refresh(client, job)
+                except (DemoError, httpx.HTTPError) as error:
+                    console.print(f"[bold red]demo:[/] {error}")
+                    return 1
+                live.update(table(tracked, elapsed))
+                if all(job.done for job in tracked) or elapsed > timeout:
+                    break
+                sleep(POLL_SECONDS)
+    elapsed = time.monotonic() - started
+    console.print(summary(tracked, elapsed))
+    if not all(job.done for job in tracked):
+        console.print(f"[bold red]demo:[/] gave up after {timeout:.0f}s with jobs unfinished")
+        return 1
+    return 0

@@ -1,0 +1,161 @@
+"""The template's functions, run in this process as Lambda runs them.
+
+`FunctionSpec` is what the template says about a function (dotted handler, timeout, memory,
+environment = Globals + its own, resolved; SQS event sources with batch size and window).
+`LambdaContext` is the context object handlers get, with a real remaining-time clock.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from local.template import Template
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+DEFAULT_TIMEOUT: Final = 3  # seconds, Lambda's default when neither the function nor Globals say
+DEFAULT_MEMORY: Final = 128
+DEFAULT_SQS_BATCH_SIZE: Final = 10
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    """An SQS event source mapping: which queue feeds a function, and how."""
+
+    queue: str  # logical id of the queue
+    batch_size: int = DEFAULT_SQS_BATCH_SIZE
+    batching_window: float = 0.0
+    report_batch_item_failures: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One `AWS::Serverless::Function`, as the local stack runs it."""
+
+    logical_id: str
+    handler: str
+    name: str
+    arn: str
+    timeout: int = DEFAULT_TIMEOUT
+    memory: int = DEFAULT_MEMORY
+    environment: dict[str, str] = field(default_factory=dict)
+    sqs_sources: tuple[SqsSource, ...] = ()
+
+    def load(self) -> Handler:
+        """Import the dotted handler (`projector.handler.lambda_handler`)."""
+        module_name, _, attribute = self.handler.rpartition(".")
+        handler: Handler = getattr(importlib.import_module(module_name), attribute)
+        return handler
+
+    def context(self, now: Callable[[], float] = time.monotonic) -> LambdaContext:
+        """A fresh context for one invocation, its deadline `timeout` seconds from now."""
+        return LambdaContext(
+            function_name=self.name,
+            memory_limit_in_mb=self.memory,
+            invoked_function_arn=self.arn,
+            deadline=now() + self.timeout,
+            clock=now,
+        )
+
+
+@dataclass
+class LambdaContext:
+    """The attributes and method of Lambda's Python context object that handlers use."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    deadline: float
+    clock: Callable[[], float] = time.monotonic
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def log_group_name(self) -> str:
+        """Where Lambda would send this function's logs."""
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        """A log stream name in Lambda's shape."""
+        return f"{time.strftime('%Y/%m/%d')}/[$LATEST]{self.aws_request_id.replace('-', '')}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout (never negative)."""
+        return max(0, int((self.deadline - self.clock()) * 1000))
+
+
+def _globals(template: Template) -> dict[str, Any]:
+    function_globals: dict[str, Any] = template.data.get("Globals", {}).get("Function", {})
+    return function_globals
+
+
+def _environment(template: Template, props: Mapping[str, Any]) -> dict[str, str]:
+    variables: dict[str, Any] = {}
+    variables.update(_globals(template).get("Environment", {}).get("Variables", {}))
+    variables.update(props.get("Environment", {}).get("Variables", {}))
+    resolved: dict[str, Any] = template.resolve(variables)
+    return {name: str(value) for name, value in resolved.items() if value is not None}
+
+
+def _queue_logical_id(queue_arn: Any, template: Template) -> str | None:
+    # `Queue: !GetAtt ProjectorQueue.Arn` arrives as {"Fn::GetAtt": [...]} or "ProjectorQueue.Arn".
+    if isinstance(queue_arn, dict) and "Fn::GetAtt" in queue_arn:
+        target = queue_arn["Fn::GetAtt"]
+        return str(target.split(".", 1)[0] if isinstance(target, str) else target[0])
+    resolved = str(template.resolve(queue_arn))
+    for logical_id in template.of_type("AWS::SQS::Queue"):
+        if template.arn(logical_id) == resolved:
+            return logical_id
+    return None
+
+
+def _sqs_sources(template: Template, props: Mapping[str, Any]) -> tuple[SqsSource, ...]:
+    sources = []
+    for event in props.get("Events", {}).values():
+        if event.get("Type") != "SQS":
+            continue
+        spec = event.get("Properties", {})
+        queue = _queue_logical_id(spec.get("Queue"), template)
+        if queue is None:
+            continue
+        resolved = template.resolve({k: v for k, v in spec.items() if k != "Queue"})
+        sources.append(
+            SqsSource(
+                queue=queue,
+                batch_size=int(resolved.get("BatchSize", DEFAULT_SQS_BATCH_SIZE)),
+                batching_window=float(resolved.get("MaximumBatchingWindowInSeconds", 0)),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in resolved.get("FunctionResponseTypes", []),
+                enabled=bool(resolved.get("Enabled", True)),
+            )
+        )
+    return tuple(sources)
+
+
+def functions_from_template(template: Template) -> dict[str, FunctionSpec]:
+    """Every serverless function of the template, by logical id."""
+    defaults = _globals(template)
+    specs = {}
+    for logical_id, resource in template.of_type("AWS::Serverless::Function").items():
+        props = resource.get("Properties", {})
+        handler = props.get("Handler", defaults.get("Handler"))
+        if not handler:
+            continue
+        specs[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            handler=str(template.resolve(handler)),
+            name=template.physical_name(logical_id),
+            arn=template.arn(logical_id),
+            timeout=int(template.resolve(props.get("Timeout", defaults.get("Timeout", DEFAULT_TIMEOUT)))),
+            memory=int(template.resolve(props.get("MemorySize", defaults.get("MemorySize", DEFAULT_MEMORY)))),
+            environment=_environment(template, props),
+            sqs_sources=_sqs_sources(template, props),
+        )
+    return specs

@@ -1,0 +1,170 @@
+"""What survives a restart of the local stack besides the tables: the archive and queued messages.
+
+moto keeps EventBridge and SQS in memory, so a restart would lose the archive (the source of
+truth for `jobstatus rebuild`) and messages still waiting in the queues. `ArchiveKeeper` copies
+every archived event to `.local/archive.jsonl` as it arrives and puts them back into the
+archive on start; `save_queues` / `restore_queues` carry the visible messages of each queue
+across a clean stop (messages in flight at that moment are counted and reported, not saved).
+
+The archive is reached through moto's in-process backend: the local stack runs moto server in
+its own process (`ThreadedMotoServer`), and EventBridge has no API to write into an archive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+    from local.resources import QueueInfo
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_FILE: Final = "archive.jsonl"
+QUEUES_FILE: Final = "queues.jsonl"
+
+
+def _moto_archive(account: str, region: str, name: str) -> Any:
+    from moto.events.models import events_backends
+
+    return events_backends[account][region].archives[name]
+
+
+def _epoch(value: Any) -> Any:
+    # moto keeps `time` as epoch seconds in the archive; a file written by hand may hold ISO text.
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return value
+
+
+class ArchiveKeeper:
+    """Mirrors one moto archive to a JSON-lines file and restores it from there."""
+
+    def __init__(
+        self, path: Path, archive_name: str, account: str = "123456789012", region: str = "us-east-1"
+    ):
+        self.path = path
+        self._archive_name = archive_name
+        self._account = account
+        self._region = region
+        self._synced = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = _moto_archive(self._account, self._region, self._archive_name).events
+        return events
+
+    def restore(self) -> int:
+        """Put the file's events back into the (fresh) archive; how many."""
+        if not self.path.exists():
+            return 0
+        restored = []
+        with self.path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                    event["time"] = _epoch(event.get("time"))
+                except (ValueError, TypeError) as error:
+                    log.warning("%s line %d skipped: %s", self.path, number, error)
+                    continue
+                restored.append(event)
+        with self._lock:
+            events = self._events()
+            events[:0] = restored
+            self._synced = len(restored)
+        return len(restored)
+
+    def sync(self) -> int:
+        """Append the events archived since the last sync (replayed copies left out); how many."""
+        with self._lock:
+            events = self._events()
+            fresh = events[self._synced :]
+            self._synced = len(events)
+        originals = [e for e in fresh if "replay-name" not in e]
+        if originals:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                for event in originals:
+                    out.write(json.dumps(event, default=str, separators=(",", ":")) + "\n")
+        return len(originals)
+
+    def start(self, interval: float = 0.5) -> None:
+        """Sync in the background every `interval` seconds."""
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.sync()
+                except Exception:
+                    log.exception("could not copy the archive to %s", self.path)
+
+        self._thread = threading.Thread(target=loop, name="archive-keeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop syncing, after a last sync."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self.sync()
+
+
+def save_queues(sqs: SQSClient, queues: Iterable[QueueInfo], path: Path) -> tuple[int, int]:
+    """Move every visible message of `queues` into `path`; (saved, left in flight)."""
+    saved = in_flight = 0
+    with path.open("w", encoding="utf-8") as out:
+        for queue in queues:
+            while True:
+                # A long visibility timeout: each message is read once here, then deleted.
+                messages = sqs.receive_message(
+                    QueueUrl=queue.url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=0
+                ).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    out.write(json.dumps({"queue": queue.logical_id, "body": message.get("Body", "")}) + "\n")
+                    saved += 1
+                sqs.delete_message_batch(
+                    QueueUrl=queue.url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                    ],
+                )
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            in_flight += int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+    return saved, in_flight
+
+
+def restore_queues(sqs: SQSClient, queues: dict[str, QueueInfo], path: Path) -> int:
+    """Send the messages saved in `path` back to their queues, then remove the file; how many."""
+    if not path.exists():
+        return 0
+    restored = 0
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            saved = json.loads(line)
+            queue = queues.get(saved.get("queue", ""))
+            if queue is None:
+                log.warning("a saved message for unknown queue %s is dropped", saved.get("queue"))
+                continue
+            sqs.send_message(QueueUrl=queue.url, MessageBody=saved["body"])
+            restored += 1
+    path.unlink()
+    return restored

@@ -1,0 +1,213 @@
+"""An SQS event source mapping, locally: a thread that feeds a queue to a function as Lambda does.
+
+Batches of up to `batch_size` records, gathered for at most the batching window; each record in
+the shape Lambda gives (`messageId`, `receiptHandle`, `body`, `attributes` with
+`ApproximateReceiveCount`, `eventSourceARN`...). After the function returns, the records it did
+not report in `batchItemFailures` are deleted; failed ones stay in flight until the queue's
+visibility timeout ends and then come back, and SQS moves them to the DLQ after `maxReceiveCount`
+receives. A function that raises (or times out) fails the whole batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+log = logging.getLogger(__name__)
+
+SQS_MAX_RECEIVE: Final = 10  # ReceiveMessage returns at most 10 messages per call
+LONG_POLL_SECONDS: Final = 1  # short, so a stop request is seen within about a second
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one invocation did: records delivered, deleted and left for redelivery."""
+
+    delivered: int
+    deleted: int
+    failed: int
+
+
+def sqs_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
+    """One SQS message as the record Lambda puts in its event."""
+    body = message.get("Body", "")
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
+            "SenderId": attributes.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
+            "ApproximateFirstReceiveTimestamp": attributes.get(
+                "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+            ),
+        },
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody")
+        or hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def failed_ids(response: Any, delivered: list[str]) -> set[str] | None:
+    """The message ids a partial-batch response reports failed; None means the whole batch failed.
+
+    As Lambda does: a missing or empty list is success; an id that is not in the batch, or a
+    malformed answer, fails the whole batch.
+    """
+    if not isinstance(response, dict) or "batchItemFailures" not in response:
+        return set()
+    failures = response["batchItemFailures"] or []
+    if not isinstance(failures, list):
+        return None
+    ids: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not identifier or identifier not in delivered:
+            return None
+        ids.add(str(identifier))
+    return ids
+
+
+class SqsPoller:
+    """Feeds one queue to one function on a background thread, until stopped."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sqs: SQSClient,
+        queue_url: str,
+        queue_arn: str,
+        invoke: Callable[[dict[str, Any]], Any],
+        batch_size: int,
+        batching_window: float,
+        report_batch_item_failures: bool,
+        region: str = "us-east-1",
+    ):
+        self.name = name
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._queue_arn = queue_arn
+        self._invoke = invoke
+        self._batch_size = max(1, batch_size)
+        self._window = max(0.0, batching_window)
+        self._partial = report_batch_item_failures
+        self._region = region
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.invocations = 0
+        self.errors = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the polling thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start polling (again, after a stop)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"poller-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop polling: the batch in hand is finished first, as when a mapping is disabled."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    def _receive(self, count: int, wait: int) -> list[MessageTypeDef]:
+        answer = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=min(SQS_MAX_RECEIVE, count),
+            WaitTimeSeconds=wait,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(answer.get("Messages", []))
+
+    def gather(self) -> list[MessageTypeDef]:
+        """One batch: up to `batch_size` messages, waiting at most the window after the first."""
+        messages = self._receive(self._batch_size, LONG_POLL_SECONDS)
+        if not messages:
+            return []
+        deadline = time.monotonic() + self._window
+        while len(messages) < self._batch_size and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = self._receive(self._batch_size - len(messages), min(LONG_POLL_SECONDS, int(remaining)))
+            if not more and remaining < 1:
+                # Long polls are whole seconds; sleep out the last fraction of the window.
+                time.sleep(min(remaining, 0.05))
+            messages.extend(more)
+        return messages
+
+    def deliver(self, messages: list[MessageTypeDef]) -> BatchOutcome:
+        """Invoke the function with one batch, then delete what succeeded."""
+        records = [sqs_record(m, self._queue_arn, self._region) for m in messages]
+        ids = [r["messageId"] for r in records]
+        self.invocations += 1
+        try:
+            response = self._invoke({"Records": records})
+        except Exception:
+            self.errors += 1
+            log.exception(
+                "%s failed a batch of %d; every record comes back after its visibility timeout",
+                self.name,
+                len(records),
+            )
+            return BatchOutcome(len(records), 0, len(records))
+        failed = failed_ids(response, ids) if self._partial else set()
+        if failed is None:
+            log.warning("%s answered an invalid batchItemFailures; the whole batch is retried", self.name)
+            return BatchOutcome(len(records), 0, len(records))
+        done = [r for r in records if r["messageId"] not in failed]
+        for start in range(0, len(done), SQS_MAX_RECEIVE):
+            chunk = done[start : start + SQS_MAX_RECEIVE]
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
+            )
+        if failed:
+            log.info(
+                "%s: %d of %d records failed; they come back after the visibility timeout",
+                self.name,
+                len(failed),
+                len(records),
+            )
+        return BatchOutcome(len(records), len(done), len(failed))
+
+    def poll_once(self) -> BatchOutcome | None:
+        """Gather and deliver one batch; None when the queue had nothing."""
+        messages = self.gather()
+        if not messages:
+            return None
+        return self.deliver(messages)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                # The local SQS going away at shutdown, or a transient error: wait and go on.
+                if self._stop.is_set():
+                    return
+                log.exception("%s could not poll %s", self.name, self._queue_url)
+                self._stop.wait(1.0)

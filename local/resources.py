@@ -1,0 +1,214 @@
+"""Create the template's resources on the local engines: tables, queues, bus, archive, rules.
+
+Everything comes from `template.yaml` through `local.template.Template` (keys, GSIs, TTL, queue
+attributes, redrive policies, event patterns, rule targets with their retry and dead-letter
+settings); nothing here is a second copy. Creation is idempotent: DynamoDB Local keeps its tables
+across restarts, and moto starts empty each time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from local.template import Template
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger(__name__)
+
+# Queue properties that are SQS attributes of the same name (CreateQueue takes them as strings).
+QUEUE_ATTRIBUTES: Final = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "SqsManagedSseEnabled",
+)
+DEFAULT_VISIBILITY_TIMEOUT: Final = 30
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """A queue made on the local SQS."""
+
+    logical_id: str
+    name: str
+    url: str
+    arn: str
+    visibility_timeout: int
+    max_receive_count: int | None = None
+    dead_letter_queue: str | None = None  # logical id
+
+
+@dataclass
+class StackResources:
+    """What `provision` made, by logical id."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, QueueInfo] = field(default_factory=dict)
+    buses: dict[str, str] = field(default_factory=dict)
+    archives: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+
+
+def active(template: Template, kind: str) -> list[str]:
+    """Logical ids of the resources of `kind` whose `Condition` (if any) holds."""
+    return [
+        logical_id
+        for logical_id, resource in template.of_type(kind).items()
+        if "Condition" not in resource or template.condition(resource["Condition"])
+    ]
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def create_tables(template: Template, dynamodb: DynamoDBClient) -> dict[str, str]:
+    """Each table of the template with its keys, GSIs and TTL; a table already there is kept."""
+    made: dict[str, str] = {}
+    for logical_id in active(template, "AWS::DynamoDB::Table"):
+        definition = template.table_definition(logical_id)
+        name = str(definition["TableName"])
+        try:
+            dynamodb.create_table(**definition)
+        except ClientError as error:
+            if _error_code(error) != "ResourceInUseException":
+                raise
+            log.info("table %s already exists (kept from the last run)", name)
+        dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        if attribute := template.ttl_attribute(logical_id):
+            current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            if current.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
+                dynamodb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": True}
+                )
+        made[logical_id] = name
+    return made
+
+
+def _attribute_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def create_queues(template: Template, sqs: SQSClient) -> dict[str, QueueInfo]:
+    """Each queue with its attributes, then the redrive policies (DLQs must exist first).
+
+    Sets `template.refs` so `Ref` to a queue resolves to its URL, as CloudFormation does.
+    """
+    queues: dict[str, QueueInfo] = {}
+    redrives: dict[str, dict[str, Any]] = {}
+    for logical_id in active(template, "AWS::SQS::Queue"):
+        props = template.properties(logical_id)
+        name = template.physical_name(logical_id)
+        attributes: dict[Any, str] = {
+            key: _attribute_text(props[key]) for key in QUEUE_ATTRIBUTES if key in props
+        }
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        template.refs[logical_id] = url
+        if redrive := props.get("RedrivePolicy"):
+            redrives[logical_id] = redrive
+        queues[logical_id] = QueueInfo(
+            logical_id=logical_id,
+            name=name,
+            url=url,
+            arn=arn,
+            visibility_timeout=int(props.get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT)),
+        )
+    by_arn = {info.arn: logical_id for logical_id, info in queues.items()}
+    for logical_id, redrive in redrives.items():
+        info = queues[logical_id]
+        policy = {
+            "deadLetterTargetArn": redrive["deadLetterTargetArn"],
+            "maxReceiveCount": int(redrive["maxReceiveCount"]),
+        }
+        sqs.set_queue_attributes(QueueUrl=info.url, Attributes={"RedrivePolicy": json.dumps(policy)})
+        queues[logical_id] = QueueInfo(
+            logical_id=info.logical_id,
+            name=info.name,
+            url=info.url,
+            arn=info.arn,
+            visibility_timeout=info.visibility_timeout,
+            max_receive_count=policy["maxReceiveCount"],
+            dead_letter_queue=by_arn.get(str(policy["deadLetterTargetArn"])),
+        )
+    return queues
+
+
+def create_buses(template: Template, events: EventBridgeClient) -> dict[str, str]:
+    """Each event bus of the template; its ARN by logical id."""
+    buses = {}
+    for logical_id in active(template, "AWS::Events::EventBus"):
+        name = template.physical_name(logical_id)
+        try:
+            arn = events.create_event_bus(Name=name)["EventBusArn"]
+        except ClientError as error:
+            if _error_code(error) != "ResourceAlreadyExistsException":
+                raise
+            arn = events.describe_event_bus(Name=name)["Arn"]
+        buses[logical_id] = arn
+    return buses
+
+
+def create_archives(template: Template, events: EventBridgeClient) -> dict[str, str]:
+    """Each archive with its source bus, event pattern and retention; its ARN by logical id."""
+    archives = {}
+    for logical_id in active(template, "AWS::Events::Archive"):
+        props = template.properties(logical_id)
+        arguments: dict[str, Any] = {
+            "ArchiveName": props["ArchiveName"],
+            "EventSourceArn": props["SourceArn"],
+            "RetentionDays": int(props.get("RetentionDays", 0)),
+        }
+        if pattern := props.get("EventPattern"):
+            arguments["EventPattern"] = json.dumps(pattern)
+        if description := props.get("Description"):
+            arguments["Description"] = description
+        archives[logical_id] = events.create_archive(**arguments)["ArchiveArn"]
+    return archives
+
+
+def create_rules(template: Template, events: EventBridgeClient) -> dict[str, str]:
+    """Each rule with its pattern and targets (retry policy and dead-letter config included)."""
+    rules = {}
+    for logical_id in active(template, "AWS::Events::Rule"):
+        props = template.properties(logical_id)
+        bus = str(props.get("EventBusName", "default"))
+        arguments: dict[str, Any] = {
+            "Name": props.get("Name", template.physical_name(logical_id)),
+            "EventBusName": bus,
+            "State": props.get("State", "ENABLED"),
+        }
+        if pattern := props.get("EventPattern"):
+            arguments["EventPattern"] = json.dumps(pattern)
+        if description := props.get("Description"):
+            arguments["Description"] = description
+        rules[logical_id] = events.put_rule(**arguments)["RuleArn"]
+        if targets := props.get("Targets"):
+            events.put_targets(Rule=arguments["Name"], EventBusName=bus, Targets=targets)
+    return rules
+
+
+def provision(
+    template: Template, dynamodb: DynamoDBClient, sqs: SQSClient, events: EventBridgeClient
+) -> StackResources:
+    """Every resource the local stack needs, made from the template."""
+    resources = StackResources()
+    resources.tables = create_tables(template, dynamodb)
+    resources.queues = create_queues(template, sqs)
+    resources.buses = create_buses(template, events)
+    resources.archives = create_archives(template, events)
+    resources.rules = create_rules(template, events)
+    return resources

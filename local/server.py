@@ -1,0 +1,251 @@
+"""The local HTTP front door: API Gateway (routes, Cognito-like authorizer, proxy events) and the status page.
+
+Served with the standard library's `ThreadingHTTPServer` on 127.0.0.1 only. Besides the API routes
+of the template it serves the status page (`/`, `/static/...`) and a few local-only helpers under
+`/local/`: the JWKS, a token for the dev user (so the page can call the API without a login), the
+stack description, and switching a function's SQS event source off and on (admin token needed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import threading
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Final
+
+from local.apigw import ProxyResponse, Route, find_route, paths_of, proxy_event
+from local.auth import ADMIN_GROUP, Authorizer, Unauthorized
+
+log = logging.getLogger(__name__)
+
+DEV_USER: Final = "dev"
+MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+@dataclass
+class LocalEndpoints:
+    """What the local-only helpers under `/local/` need from the stack."""
+
+    jwks: Callable[[], dict[str, Any]]
+    dev_token: Callable[[], str]
+    describe: Callable[[], dict[str, Any]]
+    set_source_enabled: Callable[[str, bool], bool]  # function logical id, enabled -> known?
+
+
+class Gateway:
+    """Turns HTTP requests into answers: local helpers, static files, or an authorized proxy call."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        authorizer: Authorizer,
+        invoke: Callable[[str, dict[str, Any]], Any],
+        endpoints: LocalEndpoints,
+    ):
+        self.routes = list(routes)
+        self.authorizer = authorizer
+        self.invoke = invoke
+        self.endpoints = endpoints
+
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        client_ip: str = "127.0.0.1",
+    ) -> ProxyResponse:
+        """One request, start to end."""
+        parsed = urllib.parse.urlsplit(target)
+        request = Request(
+            method.upper(), urllib.parse.unquote(parsed.path) or "/", parsed.query, headers, body, client_ip
+        )
+        if request.path == "/" or request.path.startswith("/static/"):
+            return self._static(request)
+        if request.path.startswith("/local/"):
+            return self._local(request)
+        return self._api(request)
+
+    # --- API Gateway -------------------------------------------------------------------------
+
+    def _api(self, request: Request) -> ProxyResponse:
+        method, path = request.method, request.path
+        found = find_route(self.routes, method, path)
+        if found is None and method == "OPTIONS" and (same_path := paths_of(self.routes, path)):
+            # A CORS preflight reaches the path's function without the authorizer, as with
+            # AddDefaultAuthorizerToCorsPreflight: false; its CORS settings answer it.
+            route = Route("OPTIONS", same_path[0].resource, same_path[0].function, authorized=False)
+            found = route, route.match("OPTIONS", path) or {}
+        if found is None:
+            return ProxyResponse.error(403, "Missing Authentication Token")  # API Gateway's answer
+        route, parameters = found
+        claims = None
+        if route.authorized and method != "OPTIONS":
+            try:
+                claims = self.authorizer.claims_of(request.header("Authorization"))
+            except Unauthorized as refused:
+                log.info("401 %s %s: %s", method, path, refused)
+                return ProxyResponse.error(401, "Unauthorized")
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in request.headers:
+            multi_headers.setdefault(name, []).append(value)
+        multi_query: dict[str, list[str]] = {}
+        for name, value in urllib.parse.parse_qsl(request.query, keep_blank_values=True):
+            multi_query.setdefault(name, []).append(value)
+        event = proxy_event(
+            route=route,
+            method=method,
+            path=path,
+            path_parameters=parameters,
+            headers=multi_headers,
+            query=multi_query,
+            body=request.body,
+            claims=claims,
+            source_ip=request.client_ip,
+        )
+        try:
+            result = self.invoke(route.function, event)
+        except Exception:
+            log.exception("%s raised on %s %s", route.function, method, path)
+            return ProxyResponse.error(502, "Internal server error")
+        return ProxyResponse.parse(result)
+
+    # --- status page -------------------------------------------------------------------------
+
+    def _static(self, request: Request) -> ProxyResponse:
+        path = request.path
+        if request.method not in {"GET", "HEAD"}:
+            return ProxyResponse.error(405, "Method not allowed")
+        name = "index.html" if path == "/" else path.removeprefix("/static/")
+        if not name or "/" in name or name.startswith("."):
+            return ProxyResponse.error(404, "Not found")
+        resource = resources.files("local") / "static" / name
+        if not resource.is_file():
+            return ProxyResponse.error(404, "Not found")
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return ProxyResponse(
+            200,
+            [("Content-Type", f"{kind}; charset=utf-8"), ("Cache-Control", "no-cache")],
+            resource.read_bytes(),
+        )
+
+    # --- local-only helpers ------------------------------------------------------------------
+
+    def _local(self, request: Request) -> ProxyResponse:
+        if request.method == "GET":
+            answers: dict[str, Callable[[], Any]] = {
+                "/local/jwks.json": self.endpoints.jwks,
+                # Local only: hands the status page a token for the dev user, so it needs no login.
+                "/local/dev-token": lambda: {"user": DEV_USER, "token": self.endpoints.dev_token()},
+                "/local/stack": self.endpoints.describe,
+            }
+            if answer := answers.get(request.path):
+                return _json(200, answer())
+        parts = request.path.strip("/").split("/")
+        if request.method == "POST" and len(parts) == 4 and parts[1] == "functions":
+            return self._switch_source(request, parts[2], parts[3])
+        return ProxyResponse.error(404, "Not found")
+
+    def _switch_source(self, request: Request, function: str, action: str) -> ProxyResponse:
+        """`POST /local/functions/<Fn>/disable|enable`: an admin switches an SQS event source."""
+        if action not in {"enable", "disable"}:
+            return ProxyResponse.error(404, "Not found")
+        try:
+            claims = self.authorizer.claims_of(request.header("Authorization"))
+        except Unauthorized:
+            return ProxyResponse.error(401, "Unauthorized")
+        if ADMIN_GROUP not in claims.get("cognito:groups", "").split(","):
+            return ProxyResponse.error(403, "admin group needed")
+        enabled = action == "enable"
+        if not self.endpoints.set_source_enabled(function, enabled):
+            return ProxyResponse.error(404, f"no SQS-fed function {function}")
+        return _json(200, {"function": function, "enabled": enabled})
+
+
+@dataclass(frozen=True)
+class Request:
+    """An HTTP request as the gateway sees it."""
+
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    client_ip: str
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, by case-insensitive name."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
+def _json(status: int, value: Any) -> ProxyResponse:
+    body = json.dumps(value, indent=1).encode()
+    return ProxyResponse(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            answer = ProxyResponse.error(413, "Request too large")
+        else:
+            body = self.rfile.read(length) if length else b""
+            answer = self.server.gateway.handle(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
+                self.send_header(name, value)
+        payload = b"" if self.command == "HEAD" or answer.status in {204, 304} else answer.body
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    gateway: Gateway
+
+
+class HttpServer:
+    """The gateway served on 127.0.0.1:`port` from a background thread."""
+
+    def __init__(self, gateway: Gateway, port: int, host: str = "127.0.0.1"):
+        self._server = _Server((host, port), _RequestHandler)
+        self._server.gateway = gateway
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. `http://127.0.0.1:3000`."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        """Serve in the background."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)

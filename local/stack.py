@@ -1,0 +1,394 @@
+"""The whole system on one machine: engines, resources from the template, functions, HTTP API.
+
+`LocalStack.start()` brings up DynamoDB Local (persistent under the data folder; moto when Java is
+missing), moto server for EventBridge and SQS, every resource of `template.yaml`, the functions
+(imported in this process, fed by SQS pollers or the HTTP gateway as AWS feeds them), a simulated
+Fal unless `FAL_KEY` is set, and the HTTP API. `stop()` undoes it all, in reverse order; the
+archive and waiting messages are kept in the data folder for the next start.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from local.apigw import Route, routes_from_template
+from local.auth import Authorizer, SigningKey, issue_token
+from local.dynamodb_local import DynamoDBLocal, free_port, java_available
+from local.functions import FunctionSpec, functions_from_template
+from local.persistence import QUEUES_FILE, ArchiveKeeper, restore_queues, save_queues
+from local.poller import SqsPoller
+from local.resources import StackResources, provision
+from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
+from local.template import TEMPLATE_PATH, Template
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+log = logging.getLogger(__name__)
+
+REGION: Final = "us-east-1"
+ACCOUNT: Final = "123456789012"  # moto's default account; the template's ARNs use the same
+STACK_FILE: Final = "stack.json"
+LOCAL_USER_POOL_ARN: Final = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_jobstatuslocal"
+API_FUNCTIONS_TIMEOUT: Final = 29  # API Gateway's integration timeout
+
+
+@dataclass
+class StackConfig:
+    """How to run the local stack."""
+
+    port: int = 3000
+    data_dir: Path = field(default_factory=lambda: Path(".local"))
+    stage: str = "dev"
+    fal_latency: float = 2.0  # seconds a simulated Fal job takes, on average
+    fal_failure_rate: float = 0.1
+    use_dynamodb_local: bool = True
+    verbose: bool = False
+    template_path: Path | None = None
+
+
+@dataclass
+class Engines:
+    """Endpoints of the running engines."""
+
+    moto: str
+    dynamodb: str
+    dynamodb_engine: str  # "DynamoDB Local" or "moto"
+
+
+class FunctionRunner:
+    """Imports and invokes the template's functions in this process, with Lambda-like contexts."""
+
+    def __init__(self, specs: dict[str, FunctionSpec]):
+        self.specs = specs
+        self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._lock = threading.Lock()
+
+    def handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+        """The function's handler, imported on first use (its cold start)."""
+        with self._lock:
+            if logical_id not in self._handlers:
+                self._handlers[logical_id] = self.specs[logical_id].load()
+            return self._handlers[logical_id]
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Call the function with `event` and a context whose clock runs down from its timeout."""
+        spec = self.specs[logical_id]
+        context = spec.context()
+        return self.handler(logical_id)(event, context)
+
+
+class LocalStack:
+    """Everything `jobstatus local` runs; `start()` then `stop()` (also a context manager)."""
+
+    def __init__(self, config: StackConfig, template: Template | None = None):
+        self.config = config
+        self.data_dir = config.data_dir.resolve()
+        # Locally the stack makes its own REST API (/v1 and a Cognito authorizer), as a stage
+        # without an existing API does: that is what gives the routes their full paths.
+        parameters = {
+            "Stage": config.stage,
+            "CreateRestApi": "true",
+            "CognitoUserPoolArn": LOCAL_USER_POOL_ARN,
+        }
+        self.template = template or Template.read(config.template_path or TEMPLATE_PATH, **parameters)
+        self.template.region, self.template.account = REGION, ACCOUNT
+        self.engines: Engines | None = None
+        self.resources = StackResources()
+        self.functions: dict[str, FunctionSpec] = {}
+        self.runner: FunctionRunner | None = None
+        self.pollers: dict[str, SqsPoller] = {}
+        self.routes: list[Route] = []
+        self.http: HttpServer | None = None
+        self.signing_key: SigningKey | None = None
+        self.archive: ArchiveKeeper | None = None
+        self.fal_mode = "none"
+        self._moto: ThreadedMotoServer | None = None
+        self._dynamodb: DynamoDBLocal | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._clients: dict[str, Any] = {}
+        self.notes: list[str] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Bring everything up; on any failure, what was started is stopped again."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engines = self._start_engines()
+        self._point_botocore_at(self.engines)
+        import boto3
+
+        self._clients = {
+            "dynamodb": boto3.client("dynamodb", region_name=REGION),
+            "sqs": boto3.client("sqs", region_name=REGION),
+            "events": boto3.client("events", region_name=REGION),
+        }
+        self.resources = provision(
+            self.template, self._clients["dynamodb"], self._clients["sqs"], self._clients["events"]
+        )
+        self._keep_archive()
+        restored = restore_queues(self._clients["sqs"], self.resources.queues, self.data_dir / QUEUES_FILE)
+        if restored:
+            self.notes.append(f"{restored} queued messages restored from the last run")
+        self.functions = functions_from_template(self.template)
+        self._set_function_environment()
+        self.fal_mode = self._install_fal()
+        self.runner = FunctionRunner(self.functions)
+        self._start_pollers()
+        self.signing_key = SigningKey.load_or_create(self.data_dir)
+        self.routes = routes_from_template(self.template)
+        if not self.routes:
+            self.notes.append("template.yaml has no API Gateway methods yet: the HTTP API has no routes")
+        gateway = Gateway(
+            self.routes,
+            Authorizer(self.signing_key.jwks()),
+            self.runner.invoke,
+            LocalEndpoints(
+                jwks=self.signing_key.jwks,
+                dev_token=lambda: self.token(DEV_USER),
+                describe=self.describe,
+                set_source_enabled=self.set_source_enabled,
+            ),
+        )
+        self.http = HttpServer(gateway, self.config.port)
+        self.http.start()
+        (self.data_dir / STACK_FILE).write_text(json.dumps(self.describe(), indent=2) + "\n")
+
+    def stop(self) -> None:
+        """Stop everything that runs, newest first; keep the archive and waiting messages."""
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("HTTP API", self._stop_http),
+            ("pollers", self._stop_pollers),
+            ("archive copy", self._stop_archive),
+            ("queue save", self._save_queues),
+            ("moto server", self._stop_moto),
+            ("DynamoDB Local", self._stop_dynamodb),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("stopping the %s failed", name)
+        (self.data_dir / STACK_FILE).unlink(missing_ok=True)
+        self._restore_env()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- engines -----------------------------------------------------------------------------
+
+    def _start_engines(self) -> Engines:
+        from moto.server import ThreadedMotoServer
+
+        # moto's werkzeug logs every request it serves; the stack's own output is enough.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        moto_port = free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self._moto.start()
+        moto = f"http://127.0.0.1:{moto_port}"
+        if self.config.use_dynamodb_local and java_available():
+            self._dynamodb = DynamoDBLocal(db_path=self.data_dir / "dynamodb").start()
+            return Engines(moto, self._dynamodb.endpoint, "DynamoDB Local")
+        self.notes.append(
+            "JAVA NOT FOUND (or --no-dynamodb-local): DynamoDB runs on moto, in memory; "
+            "jobs are lost when this stops. Install Java 17 for DynamoDB Local."
+        )
+        return Engines(moto, moto, "moto")
+
+    def _set_env(self, name: str, value: str) -> None:
+        if name not in self._saved_env:
+            self._saved_env[name] = os.environ.get(name)
+        os.environ[name] = value
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def _point_botocore_at(self, engines: Engines) -> None:
+        # Local engines accept any credentials; fixed fake ones make sure nothing reaches AWS.
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": engines.moto,
+            "AWS_ENDPOINT_URL_DYNAMODB": engines.dynamodb,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": engines.moto,
+            "AWS_ENDPOINT_URL_SQS": engines.moto,
+        }.items():
+            self._set_env(name, value)
+        os.environ.pop("AWS_PROFILE", None)
+
+    def _stop_moto(self) -> None:
+        moto, self._moto = self._moto, None
+        if moto is not None:
+            moto.stop()
+
+    def _stop_dynamodb(self) -> None:
+        dynamodb, self._dynamodb = self._dynamodb, None
+        if dynamodb is not None:
+            dynamodb.stop()
+
+    # --- archive and queues across restarts --------------------------------------------------
+
+    def _keep_archive(self) -> None:
+        if not self.resources.archives:
+            return
+        logical_id = next(iter(self.resources.archives))
+        name = self.template.physical_name(logical_id)
+        self.archive = ArchiveKeeper(self.data_dir / "archive.jsonl", name, ACCOUNT, REGION)
+        if restored := self.archive.restore():
+            self.notes.append(f"{restored} archived events restored from {self.archive.path}")
+        self.archive.start()
+
+    def _stop_archive(self) -> None:
+        archive, self.archive = self.archive, None
+        if archive is not None:
+            archive.stop()
+
+    def _save_queues(self) -> None:
+        if not self._clients or not self.resources.queues:
+            return
+        # Source queues first: reading them may move messages into their DLQs.
+        ordered = sorted(self.resources.queues.values(), key=lambda q: q.max_receive_count is None)
+        saved, in_flight = save_queues(self._clients["sqs"], ordered, self.data_dir / QUEUES_FILE)
+        if saved or in_flight:
+            print(f"local: {saved} queued messages saved for the next start; {in_flight} in flight were lost")
+
+    # --- functions ---------------------------------------------------------------------------
+
+    def _set_function_environment(self) -> None:
+        # Every function runs in this one process, so their variables share os.environ: the union
+        # of Globals and each function's own. A name two functions set differently is reported.
+        merged: dict[str, str] = {}
+        for spec in self.functions.values():
+            for name, value in spec.environment.items():
+                if name in merged and merged[name] != value:
+                    self.notes.append(f"{name} differs between functions; {spec.logical_id}'s value is used")
+                merged[name] = value
+        if not self.config.verbose:
+            merged["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+            merged["POWERTOOLS_METRICS_DISABLED"] = "true"
+        merged.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        merged["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
+        for name, value in merged.items():
+            self._set_env(name, value)
+
+    def _install_fal(self) -> str:
+        from local.fal_sim import install_simulated_fal
+
+        if os.environ.get("FAL_KEY"):
+            return "fal.ai (FAL_KEY is set)"
+        return install_simulated_fal(self.config.fal_latency, self.config.fal_failure_rate)
+
+    def _start_pollers(self) -> None:
+        assert self.runner is not None
+        for logical_id, spec in self.functions.items():
+            for source in spec.sqs_sources:
+                queue = self.resources.queues.get(source.queue)
+                if queue is None:
+                    continue
+                poller = SqsPoller(
+                    name=logical_id,
+                    sqs=self._clients["sqs"],
+                    queue_url=queue.url,
+                    queue_arn=queue.arn,
+                    invoke=functools.partial(self._invoke, logical_id),
+                    batch_size=source.batch_size,
+                    batching_window=source.batching_window,
+                    report_batch_item_failures=source.report_batch_item_failures,
+                    region=REGION,
+                )
+                self.pollers[logical_id] = poller
+                if source.enabled:
+                    poller.start()
+
+    def _invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        assert self.runner is not None
+        return self.runner.invoke(logical_id, event)
+
+    def _stop_pollers(self) -> None:
+        for poller in self.pollers.values():
+            poller.stop()
+
+    def set_source_enabled(self, logical_id: str, enabled: bool) -> bool:
+        """Switch a function's SQS event source on or off; False when it has none."""
+        poller = self.pollers.get(logical_id)
+        if poller is None:
+            return False
+        if enabled:
+            poller.start()
+        else:
+            poller.stop()
+        return True
+
+    # --- what it shows -----------------------------------------------------------------------
+
+    def token(self, user: str, admin: bool = False) -> str:
+        """A bearer token the local API accepts."""
+        assert self.signing_key is not None
+        return issue_token(self.signing_key, user, admin=admin)
+
+    @property
+    def url(self) -> str:
+        """The HTTP API's base URL."""
+        return self.http.url if self.http else f"http://127.0.0.1:{self.config.port}"
+
+    def describe(self) -> dict[str, Any]:
+        """Endpoints, names and ARNs of the running stack (also written to `.local/stack.json`)."""
+        template = self.template
+        engines = self.engines
+        return {
+            "api": self.url,
+            "stage": self.config.stage,
+            "region": REGION,
+            "account": ACCOUNT,
+            "endpoints": {
+                "AWS_ENDPOINT_URL": engines.moto if engines else None,
+                "AWS_ENDPOINT_URL_DYNAMODB": engines.dynamodb if engines else None,
+                "AWS_ENDPOINT_URL_EVENTBRIDGE": engines.moto if engines else None,
+                "AWS_ENDPOINT_URL_SQS": engines.moto if engines else None,
+            },
+            "dynamodb": engines.dynamodb_engine if engines else None,
+            "tables": self.resources.tables,
+            "queues": {k: {"url": q.url, "arn": q.arn} for k, q in self.resources.queues.items()},
+            "buses": self.resources.buses,
+            "archives": self.resources.archives,
+            "rules": self.resources.rules,
+            "functions": {
+                k: {"handler": f.handler, "enabled": k not in self.pollers or self.pollers[k].running}
+                for k, f in self.functions.items()
+            },
+            "routes": [f"{r.method} {r.resource} -> {r.function}" for r in self.routes],
+            "fal": self.fal_mode,
+            "jobsTable": template.physical_name("JobsTable") if "JobsTable" in template.resources else None,
+        }
+
+    def _stop_http(self) -> None:
+        http, self.http = self.http, None
+        if http is not None:
+            http.stop()
