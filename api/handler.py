@@ -1,0 +1,286 @@
+"""GetJobFn: `GET /v1/jobs/{id}` and `GET /v1/jobs` for the frontend (DESIGN §4).
+
+API Gateway REST proxy events behind the Cognito authorizer, routed by Powertools'
+`APIGatewayRestResolver`. Thin: read the claims and parameters, apply `api.core`, read through
+`api.store.JobReader`. Every answer that is not a success carries `{"error": {"code", "message"}}`.
+
+Cold start is a budget (bench/api.py measures it): botocore without boto3, no Tracer, and no
+request validation middleware (it imports pydantic's OpenAPI models); parameters are checked
+by `api.core` and the OpenAPI document is built by `api.openapi` from the same definitions.
+CORS is ours too: Powertools' CORS never sends `Vary: Origin` and, with no origins
+configured, allows `*`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from api.core import (
+    INTERNAL_ERROR,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SERVICE_UNAVAILABLE,
+    ApiError,
+    Caller,
+    CursorCodec,
+    caller_from_claims,
+    cors_headers,
+    error_body,
+    etag_of,
+    job_view,
+    may_read,
+    none_match,
+    not_found,
+    parse_job_id,
+    parse_list_query,
+)
+from api.settings import ApiSettings
+from api.store import JobReader, StoreUnavailable
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+JOBS_PATH: Final = "/v1/jobs"
+JOB_PATH: Final = "/v1/jobs/<job_id>"
+NO_STORE: Final = {"Cache-Control": "no-store"}
+RETRY_AFTER_SECONDS: Final = "1"
+# Paths this function answers, whatever the method: another method there is 405, not 404.
+_KNOWN_PATH = re.compile(r"/v1/jobs(?:/[^/]+)?")
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+
+_ErrorHandler = TypeVar("_ErrorHandler", bound=Callable[[Any], "Response[Any]"])
+
+
+def _answers(error: type[Exception]) -> Callable[[_ErrorHandler], _ErrorHandler]:
+    # Powertools' `exception_handler` is unannotated; this keeps the handlers typed.
+    return cast("Callable[[_ErrorHandler], _ErrorHandler]", app.exception_handler(error))
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What the handler needs from outside: settings, the table adapter, the cursor key, a clock."""
+
+    settings: ApiSettings
+    jobs: JobReader
+    cursors: CursorCodec
+    clock: Callable[[], float] = time.time
+
+
+def dynamodb_client() -> DynamoDBClient:
+    """A DynamoDB client from botocore (its endpoint from `AWS_ENDPOINT_URL*`), tuned for a 30 s API."""
+    import botocore.session
+    from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+    return cast("DynamoDBClient", botocore.session.get_session().create_client("dynamodb", config=config))
+
+
+@functools.cache
+def dependencies() -> Dependencies:
+    """The production dependencies, built once per container on first use (tests set env first)."""
+    settings = ApiSettings()
+    return Dependencies(
+        settings=settings,
+        jobs=JobReader(dynamodb_client(), settings.jobs_table_name),
+        cursors=CursorCodec(settings.cursor_key()),
+    )
+
+
+def _deps() -> Dependencies:
+    return cast(Dependencies, app.context["deps"])
+
+
+def _header(name: str) -> str | None:
+    """A request header, case-insensitively; repeated values joined as one list (RFC 9110 §5.3)."""
+    event = app.current_event.raw_event
+    wanted = name.lower()
+    values = [
+        value
+        for key, value in (event.get("multiValueHeaders") or {}).items()
+        if key.lower() == wanted
+        for value in (value or [])
+    ]
+    if values:
+        return ", ".join(values)
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == wanted:
+            return cast(str | None, value)
+    return None
+
+
+def _caller() -> Caller:
+    authorizer = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
+    return caller_from_claims(authorizer.get("claims") if isinstance(authorizer, Mapping) else None)
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+@app.get(JOB_PATH)
+def get_job(job_id: str) -> Response[Any]:
+    """One job of the caller (any job for an admin), with a strong ETag; 304 when unchanged."""
+    deps = _deps()
+    caller = _caller()
+    job_id = parse_job_id(job_id)
+    logger.append_keys(jobId=job_id)
+    item = deps.jobs.get(job_id)
+    if item is None or not may_read(item, caller, deps.clock()):
+        logger.info("job not readable by caller", extra={"found": item is not None})
+        raise not_found()
+    etag = etag_of(str(item.get("version", "")))
+    if none_match(_header("If-None-Match"), etag):
+        return Response(status_code=304, headers={**NO_STORE, "ETag": etag})
+    return _json(200, job_view(item), {"ETag": etag})
+
+
+@app.get(JOBS_PATH)
+def list_jobs() -> Response[Any]:
+    """The caller's own jobs, newest first, a page at a time."""
+    deps = _deps()
+    caller = _caller()
+    query = parse_list_query(app.current_event.raw_event.get("queryStringParameters"))
+    start = deps.cursors.decode(query.cursor, caller, query.status) if query.cursor else None
+    page = deps.jobs.list_for_user(
+        caller.user_id, limit=query.limit, status=query.status, start=start, now=deps.clock()
+    )
+    next_cursor = (
+        deps.cursors.encode(page.next_position, caller, query.status) if page.next_position else None
+    )
+    return _json(200, {"items": [job_view(item) for item in page.items], "nextCursor": next_cursor})
+
+
+@app.route(JOBS_PATH, method="OPTIONS")
+@app.route(JOB_PATH, method="OPTIONS")
+def preflight(job_id: str | None = None) -> Response[Any]:
+    """The CORS preflight: no authorization; `handle` adds the headers for allowed origins."""
+    return Response(status_code=204)
+
+
+@app.not_found
+def route_not_found(_: NotFoundError) -> Response[Any]:
+    """404 for an unknown path; 405 for a known path with a method it does not answer."""
+    path = app.current_event.path
+    if _KNOWN_PATH.fullmatch(path):
+        return _json(
+            405,
+            error_body(METHOD_NOT_ALLOWED, f"{app.current_event.http_method} is not allowed on {path}"),
+            {"Allow": "GET, OPTIONS"},
+        )
+    return _json(404, error_body(NOT_FOUND, f"No route for {path}"))
+
+
+@_answers(ApiError)
+def api_error(error: ApiError) -> Response[Any]:
+    """A refused request: its status and the one error body."""
+    return _json(error.status, error.body(), error.headers)
+
+
+@_answers(StoreUnavailable)
+def store_unavailable(error: StoreUnavailable) -> Response[Any]:
+    """DynamoDB throttled us: 503, worth retrying."""
+    logger.warning("DynamoDB unavailable", extra={"code": str(error)})
+    return _json(
+        503,
+        error_body(SERVICE_UNAVAILABLE, "Try again shortly"),
+        {"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+@_answers(Exception)
+def unexpected(error: Exception) -> Response[Any]:
+    """A bug or an outage: logged with its traceback, answered 500 with the same error body."""
+    logger.exception("unexpected error")
+    return _json(500, error_body(INTERNAL_ERROR, "Internal error"))
+
+
+def _add_headers(response: dict[str, Any], headers: Mapping[str, str]) -> None:
+    multi = response.get("multiValueHeaders")
+    if isinstance(multi, dict):
+        for name, value in headers.items():
+            multi[name] = [value]
+    else:
+        response["headers"] = {**(response.get("headers") or {}), **headers}
+
+
+def _origin(event: Mapping[str, Any]) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == "origin":
+            return cast(str | None, value)
+    return None
+
+
+def handle(event: dict[str, Any], context: LambdaContext | None, deps: Dependencies) -> dict[str, Any]:
+    """Answer one REST proxy event with injected dependencies (tests, benchmarks, the local stack)."""
+    started = time.perf_counter()
+    request_context = event.get("requestContext") or {}
+    logger.set_correlation_id(request_context.get("requestId"))
+    app.context["deps"] = deps
+    try:
+        response = app.resolve(event, cast("LambdaContext", context))
+    except Exception:
+        # Only an event that is no REST proxy event gets here (routes' errors are answered above).
+        logger.exception("event could not be routed")
+        app.context.clear()
+        response = {
+            "statusCode": 500,
+            "body": json.dumps(error_body(INTERNAL_ERROR, "Internal error"), separators=(",", ":")),
+            "isBase64Encoded": False,
+            "multiValueHeaders": {
+                "Content-Type": [content_types.APPLICATION_JSON],
+                "Cache-Control": ["no-store"],
+            },
+        }
+    method = str(event.get("httpMethod", ""))
+    _add_headers(
+        response,
+        {
+            "Vary": "Origin",
+            **cors_headers(_origin(event), deps.settings.allowed_origins, preflight=method == "OPTIONS"),
+        },
+    )
+    logger.info(
+        "request answered",
+        extra={
+            "method": method,
+            "resource": event.get("resource"),
+            "status": response["statusCode"],
+            "latencyMs": round((time.perf_counter() - started) * 1000, 3),
+        },
+    )
+    logger.remove_keys(["jobId"])
+    return response
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The AWS entry point; records `Latency` (ms) for every request."""
+    started = time.perf_counter()
+    try:
+        return handle(event, context, dependencies())
+    finally:
+        metrics.add_metric(
+            name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
