@@ -1,0 +1,386 @@
+"""What FalInvokerFn does with one `VideoGenerationRequested`: run the job on Fal, publish its statuses.
+
+QUEUED on receipt; submit to Fal's queue; PROCESSING with the Fal request id and `startedAt`;
+poll until COMPLETED or the deadline; then COMPLETED (with `outputUrl`, trimmed `result`,
+`metrics.falLatencyMs` and `metrics.queueWaitMs`) or FAILED (`{code, message, retryable}`).
+
+No I/O of its own: Fal, the status publisher and the idempotency store are passed in. The
+whole job and, inside it, the Fal submission are each idempotent on the jobId (Powertools
+Idempotency): a redelivered request of a finished job does nothing, and one whose first run
+died after submitting picks up the same Fal request instead of submitting it again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    BasePersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from jobstatus.events import (
+    JOB_ID_PATTERN,
+    MAX_RESULT_BYTES,
+    REQUEST_DETAIL_TYPE,
+    Status,
+    format_timestamp,
+    parse_timestamp,
+    utc_now,
+)
+from producers.fal import FalError, FalGateway, FalState, FalStatus
+from producers.publisher import InvalidStatusEvent, JobRef, MetricsPort, StatusPublisher
+
+logger = Logger(child=True)
+
+INVALID_INPUT: Final = "INVALID_INPUT"
+FAL_RESULT_ERROR: Final = "FAL_RESULT_ERROR"
+FAL_RESULT_INVALID: Final = "FAL_RESULT_INVALID"
+DEADLINE_EXCEEDED: Final = "DEADLINE_EXCEEDED"
+JOB_KEY_PREFIX: Final = "fal-invoker.job"
+SUBMIT_KEY_PREFIX: Final = "fal-invoker.submit"
+# Room left in `result` for the request id and the list of dropped keys.
+RESULT_RESERVE_BYTES: Final = 1024
+
+T = TypeVar("T")
+
+
+class BadRecord(ValueError):
+    """A record that is not a usable VideoGenerationRequested: no job can even be named."""
+
+
+class DeadlineReached(Exception):
+    """The wait on Fal ran into the function's deadline."""
+
+
+class VideoRequest(BaseModel):
+    """The `detail` of `VideoGenerationRequested` (DESIGN §2), as far as a job can be named."""
+
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_alias=True, extra="ignore", frozen=True)
+
+    job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN)
+    user_id: str = Field(min_length=1, max_length=256)
+    created_at: str | None = None
+    model: Any = None  # checked by `input_problem`, so a bad one is a FAILED job, not a bad record
+    input: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A request made concrete: who, which job, and what to run."""
+
+    ref: JobRef
+    model: Any
+    arguments: Any
+
+    @property
+    def key(self) -> dict[str, str]:
+        """The idempotency data: the jobId alone."""
+        return {"jobId": self.ref.job_id}
+
+
+def job_id_for(envelope_id: str) -> str:
+    """A UUID4 for a request that names no job, derived from the event id so that a redelivery
+    of the same event names the same job (a random one would submit it to Fal twice)."""
+    digest = hashlib.sha256(envelope_id.encode()).digest()[:16]
+    return str(uuid.UUID(bytes=digest, version=4))
+
+
+def parse_request(event: Mapping[str, Any], now: Callable[[], str] = utc_now) -> Job:
+    """The job an EventBridge `VideoGenerationRequested` event asks for; `BadRecord` if none."""
+    if event.get("detail-type") != REQUEST_DETAIL_TYPE:
+        raise BadRecord(f"detail-type is {event.get('detail-type')!r}, not {REQUEST_DETAIL_TYPE}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise BadRecord("the event has no detail object")
+    try:
+        request = VideoRequest.model_validate(detail)
+    except ValidationError as error:
+        raise BadRecord(f"the detail names no valid job: {error}") from error
+    envelope_id = str(event.get("id") or "")
+    if request.job_id is None and not envelope_id:
+        raise BadRecord("the request has neither a jobId nor an event id to derive one from")
+    job_id = request.job_id or job_id_for(envelope_id)
+    created_at = request.created_at
+    if created_at is not None:
+        try:
+            created_at = format_timestamp(parse_timestamp(created_at))
+        except ValueError:
+            logger.warning("createdAt unreadable; using the invoker's clock", extra={"jobId": job_id})
+            created_at = None
+    return Job(JobRef(job_id, request.user_id, created_at or now()), request.model, request.input)
+
+
+def input_problem(job: Job) -> str | None:
+    """Why the job's model or input cannot go to Fal, or None."""
+    if not isinstance(job.model, str) or not job.model.strip():
+        return "model must be a non-empty string (a Fal application id)"
+    if not isinstance(job.arguments, dict):
+        return "input must be a JSON object (the Fal arguments)"
+    return None
+
+
+def output_url_of(result: Mapping[str, Any]) -> str | None:
+    """The video URL in a Fal result (`video.url`, else the first of `videos`)."""
+    video = result.get("video")
+    if isinstance(video, dict) and isinstance(video.get("url"), str):
+        return str(video["url"])
+    videos = result.get("videos")
+    if (
+        isinstance(videos, list)
+        and videos
+        and isinstance(videos[0], dict)
+        and isinstance(videos[0].get("url"), str)
+    ):
+        return str(videos[0]["url"])
+    return None
+
+
+def _json_size(value: Any) -> int | None:
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError):
+        return None
+
+
+def trim_result(result: Mapping[str, Any], request_id: str, limit: int = MAX_RESULT_BYTES) -> dict[str, Any]:
+    """The Fal result as event metadata within `limit` bytes: smallest fields first, the rest named."""
+    trimmed: dict[str, Any] = {"falRequestId": request_id}
+    budget = limit - RESULT_RESERVE_BYTES - (_json_size(trimmed) or 0)
+    dropped: list[str] = []
+    sized = [(key, _json_size({key: value})) for key, value in result.items() if key != "falRequestId"]
+    for key, size in sorted(sized, key=lambda pair: (pair[1] is None, pair[1] or 0, pair[0])):
+        if size is not None and size + 1 <= budget:
+            trimmed[key] = result[key]
+            budget -= size + 1
+        else:
+            dropped.append(key)
+    if dropped:
+        names = sorted(dropped)
+        while names and (_json_size(names) or 0) > RESULT_RESERVE_BYTES - 64:
+            names.pop()
+        trimmed["droppedKeys"] = names
+    return trimmed
+
+
+@dataclass
+class RunnerConfig:
+    """The invoker's tunables (from `ProducerSettings`)."""
+
+    poll_seconds: float = 2.0
+    max_attempts: int = 3
+    retry_base_seconds: float = 1.0
+    deadline_margin_seconds: float = 20.0
+    flush_seconds: float = 0.08
+    idempotency_expiry_seconds: int = 2 * 24 * 3600
+
+
+@dataclass
+class JobRunner:
+    """Runs jobs on Fal and publishes their statuses; one per process, reused across invocations."""
+
+    fal: FalGateway
+    publisher: StatusPublisher
+    persistence_job: BasePersistenceLayer
+    persistence_submit: BasePersistenceLayer
+    metrics: MetricsPort | None = None
+    config: RunnerConfig = field(default_factory=RunnerConfig)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        expiry = self.config.idempotency_expiry_seconds
+        self._job_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
+        self._submit_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
+        self._run_once = idempotent_function(
+            self._run,
+            data_keyword_argument="key",
+            persistence_store=self.persistence_job,
+            config=self._job_config,
+            key_prefix=JOB_KEY_PREFIX,
+        )
+        self._submit_once = idempotent_function(
+            self._submit,
+            data_keyword_argument="key",
+            persistence_store=self.persistence_submit,
+            config=self._submit_config,
+            key_prefix=SUBMIT_KEY_PREFIX,
+        )
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="fal-call")
+
+    def handle(self, job: Job, context: LambdaContext) -> dict[str, Any]:
+        """Run `job` once (a redelivery returns the first run's outcome), then flush the statuses.
+
+        Raises the Powertools idempotency errors (another run of this job is in progress, the
+        store is down): the record is then retried later rather than risking a double submission.
+        """
+        self._job_config.register_lambda_context(context)
+        self._submit_config.register_lambda_context(context)
+        deadline = (
+            self.clock() + context.get_remaining_time_in_millis() / 1000 - self.config.deadline_margin_seconds
+        )
+        try:
+            outcome: dict[str, Any] = self._run_once(key=job.key, job=job, deadline=deadline)
+            return outcome
+        finally:
+            self.publisher.flush(self.clock() + self.config.flush_seconds)
+
+    # -- the job, run once -------------------------------------------------------------------
+
+    def _run(self, key: dict[str, str], job: Job, deadline: float) -> dict[str, Any]:
+        ref = job.ref
+        self.publisher.emit(ref, Status.QUEUED)
+        problem = input_problem(job)
+        if problem is not None:
+            return self._fail(ref, FalError(INVALID_INPUT, problem, retryable=False))
+        model: str = job.model
+        try:
+            submitted = self._submit_once(key=key, job=job, deadline=deadline)
+        except FalError as error:
+            return self._fail(ref, error)
+        except DeadlineReached:
+            return self._fail(
+                ref, FalError(DEADLINE_EXCEEDED, "no time left to submit to Fal", retryable=True)
+            )
+        request_id, started_at = str(submitted["requestId"]), str(submitted["startedAt"])
+        submitted_clock = self.clock()
+        logger.info(
+            "submitted to Fal", extra={"jobId": ref.job_id, "falRequestId": request_id, "model": model}
+        )
+        self.publisher.emit(
+            ref, Status.PROCESSING, started_at=started_at, result={"falRequestId": request_id}
+        )
+        try:
+            queue_wait = self._wait(model, request_id, deadline, submitted_clock, ref)
+            result = self._call(lambda: self.fal.result(model, request_id), deadline)
+        except FalError as error:
+            return self._fail(ref, error, started_at, request_id)
+        except DeadlineReached:
+            message = f"Fal request {request_id} not finished before the function's deadline"
+            return self._fail(
+                ref, FalError(DEADLINE_EXCEEDED, message, retryable=True), started_at, request_id
+            )
+        latency_ms = round((self.clock() - submitted_clock) * 1000, 3)
+        if self.metrics is not None:
+            self.metrics.add_metric("FalLatency", MetricUnit.Milliseconds, latency_ms)
+        logger.info(
+            "Fal finished",
+            extra={"jobId": ref.job_id, "falRequestId": request_id, "falLatencyMs": latency_ms},
+        )
+        return self._complete(
+            ref, result, request_id, started_at, {"falLatencyMs": latency_ms, "queueWaitMs": queue_wait}
+        )
+
+    def _submit(self, key: dict[str, str], job: Job, deadline: float) -> dict[str, str]:
+        started_at = utc_now()
+        request_id = self._call(lambda: self.fal.submit(str(job.model), dict(job.arguments)), deadline)
+        return {"requestId": request_id, "startedAt": started_at}
+
+    def _wait(self, model: str, request_id: str, deadline: float, submitted: float, ref: JobRef) -> float:
+        """Poll until COMPLETED; the queue wait in ms (submit to the first poll past IN_QUEUE)."""
+        queue_wait: float | None = None
+        while True:
+            status: FalStatus = self._call(lambda: self.fal.status(model, request_id), deadline)
+            if status.state is not FalState.IN_QUEUE and queue_wait is None:
+                queue_wait = round((self.clock() - submitted) * 1000, 3)
+            if status.state is FalState.COMPLETED:
+                if status.error is not None:
+                    kind = f" ({status.error_type})" if status.error_type else ""
+                    raise FalError(
+                        FAL_RESULT_ERROR, f"Fal finished with an error{kind}: {status.error}", retryable=False
+                    )
+                return queue_wait or 0.0
+            pause = self.config.poll_seconds
+            if self.clock() + pause >= deadline:
+                raise DeadlineReached
+            logger.debug("Fal status", extra={"jobId": ref.job_id, "state": status.state.value})
+            self.sleep(pause)
+
+    def _call(self, call: Callable[[], T], deadline: float) -> T:
+        """`call` with retries of retryable `FalError`s, each attempt cut off at the deadline."""
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                raise DeadlineReached
+            future = self._executor.submit(call)
+            try:
+                return future.result(timeout=remaining)
+            except concurrent.futures.TimeoutError as error:
+                raise DeadlineReached from error
+            except FalError as error:
+                ceiling = self.config.retry_base_seconds * 2 ** (attempt - 1)
+                pause = self.rng.uniform(0, ceiling)
+                if (
+                    not error.retryable
+                    or attempt >= self.config.max_attempts
+                    or self.clock() + pause >= deadline
+                ):
+                    raise
+                logger.warning(
+                    "Fal call failed; retrying", extra={"code": error.code, "error": error.message}
+                )
+                self.sleep(pause)
+
+    # -- the outcome -------------------------------------------------------------------------
+
+    def _complete(
+        self, ref: JobRef, result: dict[str, Any], request_id: str, started_at: str, metrics: dict[str, float]
+    ) -> dict[str, Any]:
+        url = output_url_of(result)
+        if url is None:
+            error = FalError(FAL_RESULT_INVALID, "the Fal result holds no video URL", retryable=False)
+            return self._fail(ref, error, started_at, request_id)
+        try:
+            item = self.publisher.build(
+                ref,
+                Status.COMPLETED,
+                started_at=started_at,
+                output_url=url,
+                result=trim_result(result, request_id),
+                metrics=metrics,
+            )
+        except InvalidStatusEvent as invalid:
+            error = FalError(
+                FAL_RESULT_INVALID, f"the Fal result cannot be published: {invalid}", retryable=False
+            )
+            return self._fail(ref, error, started_at, request_id)
+        self.publisher.publish(item)
+        return {"jobId": ref.job_id, "status": Status.COMPLETED.value, "falRequestId": request_id}
+
+    def _fail(
+        self, ref: JobRef, error: FalError, started_at: str | None = None, request_id: str | None = None
+    ) -> dict[str, Any]:
+        logger.warning(
+            "job failed",
+            extra={
+                "jobId": ref.job_id,
+                "code": error.code,
+                "error": error.message,
+                "retryable": error.retryable,
+            },
+        )
+        self.publisher.emit(
+            ref,
+            Status.FAILED,
+            started_at=started_at,
+            result={"falRequestId": request_id} if request_id else None,
+            error={"code": error.code, "message": error.message, "retryable": error.retryable},
+        )
+        return {"jobId": ref.job_id, "status": Status.FAILED.value, "code": error.code}

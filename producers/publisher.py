@@ -1,0 +1,436 @@
+"""`StatusPublisher`: publishes `JobStatusChanged` events without ever blocking or failing a job.
+
+The caller builds an event (`build`/`emit`), which is the one step that can raise: an event the
+contract refuses, or one over EventBridge's 256 KiB, raises `InvalidStatusEvent` before anything
+is enqueued. Everything after that never raises into the caller:
+
+- `publish` only appends to an in-memory queue; a background thread sends with PutEvents,
+  retrying only the entries that failed transiently, with exponential backoff and full jitter;
+- `flush(deadline)` waits for delivery, at most until `deadline` (and not at all once no
+  retry could happen before it);
+- whatever is undelivered then (or has run out of attempts, or failed for good) goes to the
+  durable fallback, the SQS outbox (`OUTBOX_QUEUE_URL`; the message is the PutEvents entry as
+  JSON), from which `RepublisherFn` puts it back on the bus, so the archive stays complete.
+  Each such event is logged at ERROR with the whole entry and counted as
+  `StatusEventsUndelivered`; if the outbox refuses it too, that log line is the record.
+
+Metrics are added on the caller's thread at `flush` (Powertools Metrics is not thread-safe).
+A duplicate is possible when a deadline abandons an in-flight call that then succeeds: the
+event then arrives twice with one eventId, which the projection absorbs by design.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
+from jobstatus.events import (
+    DETAIL_TYPE,
+    EVENTBRIDGE_MAX_ENTRY_BYTES,
+    JobStatusChanged,
+    Status,
+    utc_now,
+)
+from producers.putevents import Backoff, Entry, EventsPort, chunks, entry_json, entry_size, put_once
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+logger = Logger(child=True)
+
+SQS_MAX_BATCH: Final = 10
+SQS_MAX_BATCH_BYTES: Final = 256 * 1024
+
+
+class InvalidStatusEvent(ValueError):
+    """The event breaks the contract or exceeds 256 KiB: refused before it is enqueued."""
+
+
+class MetricsPort(Protocol):
+    """What the publisher needs of Powertools `Metrics`."""
+
+    def add_metric(self, name: str, unit: MetricUnit, value: float) -> None:
+        """Add one data point."""
+        ...
+
+
+class OutboxPort(Protocol):
+    """The durable fallback for entries that could not be put on the bus."""
+
+    def send(self, entries: Sequence[Entry]) -> list[tuple[Entry, str]]:
+        """Store the entries; return those it could not store, each with the reason."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """The fields every event of one job (attempt) repeats."""
+
+    job_id: str
+    user_id: str
+    created_at: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    """A validated event and the PutEvents entry that carries it."""
+
+    event: JobStatusChanged
+    entry: Entry
+
+    @property
+    def job_id(self) -> str:
+        """The event's jobId."""
+        return self.event.job_id
+
+
+def build_status_entry(
+    job: JobRef,
+    status: Status,
+    *,
+    bus_name: str,
+    source: str,
+    occurred_at: str | None = None,
+    event_id: str | None = None,
+    **details: Any,
+) -> StatusEntry:
+    """Build and validate a `JobStatusChanged` entry; `details` are optional model fields.
+
+    Raises `InvalidStatusEvent` when the contract refuses the event or it is over 256 KiB.
+    """
+    fields = {name: value for name, value in details.items() if value is not None}
+    try:
+        event = JobStatusChanged(
+            event_id=event_id or str(uuid.uuid4()),
+            job_id=job.job_id,
+            user_id=job.user_id,
+            status=status,
+            occurred_at=occurred_at or utc_now(),
+            created_at=job.created_at,
+            attempt=job.attempt,
+            **fields,
+        )
+    except ValidationError as error:
+        raise InvalidStatusEvent(f"{status} event for job {job.job_id!r} is invalid: {error}") from error
+    entry: Entry = {
+        "Source": source,
+        "DetailType": DETAIL_TYPE,
+        "Detail": event.model_dump_json(exclude_none=True),
+        "EventBusName": bus_name,
+    }
+    size = entry_size(entry)
+    if size > EVENTBRIDGE_MAX_ENTRY_BYTES:
+        raise InvalidStatusEvent(
+            f"{status} event for job {job.job_id!r} is {size} bytes; EventBridge takes at most "
+            f"{EVENTBRIDGE_MAX_ENTRY_BYTES}"
+        )
+    return StatusEntry(event, entry)
+
+
+class SqsOutbox:
+    """The outbox on SQS: one message per entry, its body the entry as JSON."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def send(self, entries: Sequence[Entry]) -> list[tuple[Entry, str]]:
+        """SendMessageBatch in batches of 10 (and 256 KiB); never raises."""
+        if not self._queue_url:
+            return [(entry, "no outbox queue configured (OUTBOX_QUEUE_URL)") for entry in entries]
+        refused: list[tuple[Entry, str]] = []
+        for batch in _sqs_batches(entries):
+            try:
+                response = self._client.send_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)],
+                )
+            except Exception as error:  # the outbox is a fallback: its failure is reported, not raised
+                refused.extend((entry, f"{type(error).__name__}: {error}") for entry, _ in batch)
+                continue
+            for failed in response.get("Failed", []):
+                entry, _ = batch[int(failed["Id"])]
+                refused.append((entry, f"{failed.get('Code')}: {failed.get('Message', '')}"))
+        return refused
+
+
+def _sqs_batches(entries: Sequence[Entry]) -> list[list[tuple[Entry, str]]]:
+    batches: list[list[tuple[Entry, str]]] = []
+    batch: list[tuple[Entry, str]] = []
+    size = 0
+    for entry in entries:
+        body = entry_json(entry)
+        this = len(body.encode())
+        if batch and (len(batch) == SQS_MAX_BATCH or size + this > SQS_MAX_BATCH_BYTES):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append((entry, body))
+        size += this
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+@dataclass(slots=True)
+class _Pending:
+    item: StatusEntry
+    attempts: int = 0
+    not_before: float = 0.0
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FlushReport:
+    """What happened to the events since the previous flush."""
+
+    published: int
+    retried: int
+    undelivered: int  # handed to the outbox, or lost when the outbox refused them too
+    lost: int
+
+
+@dataclass(slots=True)
+class _Counters:
+    published: int = 0
+    retried: int = 0
+    undelivered: int = 0
+    lost: int = 0
+
+
+@dataclass(slots=True)
+class _State:
+    pending: dict[str, _Pending] = field(default_factory=dict)  # by eventId, in publish order
+    in_flight: set[str] = field(default_factory=set)
+    outbox_busy: int = 0
+    counters: _Counters = field(default_factory=_Counters)
+    reported: _Counters = field(default_factory=_Counters)
+
+
+class StatusPublisher:
+    """Publishes status events from a background thread; see the module docstring."""
+
+    def __init__(
+        self,
+        events: EventsPort,
+        outbox: OutboxPort,
+        *,
+        bus_name: str,
+        source: str,
+        metrics: MetricsPort | None = None,
+        backoff: Backoff | None = None,
+        max_attempts: int = 8,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._events = events
+        self._outbox = outbox
+        self.bus_name = bus_name
+        self.source = source
+        self._metrics = metrics
+        self._backoff = backoff or Backoff()
+        self._max_attempts = max_attempts
+        self._rng = rng or random.Random()  # jitter, not security
+        self._state = _State()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- the caller's side ---------------------------------------------------------------
+
+    def build(self, job: JobRef, status: Status, **details: Any) -> StatusEntry:
+        """Build a validated entry for this publisher's bus and source (raises `InvalidStatusEvent`)."""
+        return build_status_entry(job, status, bus_name=self.bus_name, source=self.source, **details)
+
+    def emit(self, job: JobRef, status: Status, **details: Any) -> StatusEntry:
+        """`build` then `publish`; only the build step can raise (`InvalidStatusEvent`)."""
+        item = self.build(job, status, **details)
+        self.publish(item)
+        return item
+
+    def publish(self, item: StatusEntry) -> None:
+        """Enqueue `item` for the background sender. Never raises."""
+        try:
+            with self._cond:
+                self._state.pending[item.event.event_id] = _Pending(item)
+                self._ensure_worker()
+                self._cond.notify_all()
+        except Exception as error:  # e.g. no thread can be started: straight to the fallback
+            with self._cond:
+                self._state.pending.pop(item.event.event_id, None)
+            self._give_up([_Pending(item, last_error=f"{type(error).__name__}: {error}")], "enqueue failed")
+
+    def flush(self, deadline: float) -> FlushReport:
+        """Wait for delivery until `deadline` (a `time.monotonic()` value); send the rest to the outbox.
+
+        Returns the counts since the previous flush and adds them as metrics. Never raises.
+        """
+        try:
+            leftovers = self._wait(deadline)
+            if leftovers:
+                self._give_up(leftovers, "flush deadline")
+            return self._report()
+        except Exception:  # never into the caller; the log line says what went wrong
+            logger.exception("status publisher flush failed")
+            return FlushReport(0, 0, 0, 0)
+
+    def pending(self) -> int:
+        """How many events are neither delivered nor handed to the fallback yet."""
+        with self._cond:
+            return len(self._state.pending)
+
+    def close(self) -> None:
+        """Stop the background thread (pending events stay pending; flush first)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _wait(self, deadline: float) -> list[_Pending]:
+        state = self._state
+        with self._cond:
+            while state.pending or state.outbox_busy:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                idle = not state.in_flight and not state.outbox_busy
+                if idle and all(p.not_before >= deadline for p in state.pending.values()):
+                    break  # no attempt could happen before the deadline: waiting achieves nothing
+                self._cond.wait(timeout=deadline - now)
+            # In-flight entries are abandoned too: a late success only makes a harmless duplicate.
+            leftovers = list(state.pending.values())
+            state.pending.clear()
+            state.in_flight.clear()
+            return leftovers
+
+    def _report(self) -> FlushReport:
+        with self._cond:
+            now, before = self._state.counters, self._state.reported
+            report = FlushReport(
+                published=now.published - before.published,
+                retried=now.retried - before.retried,
+                undelivered=now.undelivered - before.undelivered,
+                lost=now.lost - before.lost,
+            )
+            self._state.reported = _Counters(now.published, now.retried, now.undelivered, now.lost)
+        if self._metrics is not None:
+            self._metrics.add_metric("StatusEventsPublished", MetricUnit.Count, report.published)
+            self._metrics.add_metric("StatusEventsRetried", MetricUnit.Count, report.retried)
+            self._metrics.add_metric("StatusEventsUndelivered", MetricUnit.Count, report.undelivered)
+        return report
+
+    # -- the background side -------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="status-publisher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._send(batch)
+            except Exception:  # the sender must outlive any surprise
+                logger.exception("status publisher worker error")
+
+    def _next_batch(self) -> list[_Pending] | None:
+        state = self._state
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                ready = [
+                    p
+                    for key, p in state.pending.items()
+                    if key not in state.in_flight and p.not_before <= now
+                ]
+                if ready:
+                    first = next(chunks([p.item.entry for p in ready]))
+                    batch = ready[: len(first)]
+                    state.in_flight.update(p.item.event.event_id for p in batch)
+                    return batch
+                waiting = [p.not_before for k, p in state.pending.items() if k not in state.in_flight]
+                self._cond.wait(timeout=max(min(waiting) - now, 0.0) if waiting else None)
+            return None
+
+    def _send(self, batch: list[_Pending]) -> None:
+        outcomes = put_once(self._events, [p.item.entry for p in batch])
+        state = self._state
+        exhausted: list[_Pending] = []
+        with self._cond:
+            now = time.monotonic()
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                key = pending.item.event.event_id
+                if key not in state.in_flight:
+                    continue  # abandoned by a flush deadline: the outbox has it already
+                state.in_flight.discard(key)
+                if outcome is None:
+                    del state.pending[key]
+                    state.counters.published += 1
+                    continue
+                pending.attempts += 1
+                pending.last_error = f"{outcome.code}: {outcome.message}"
+                if outcome.retryable and pending.attempts < self._max_attempts:
+                    pending.not_before = now + self._backoff.delay(pending.attempts, self._rng)
+                    state.counters.retried += 1
+                    logger.debug(
+                        "status event retry scheduled",
+                        extra={"jobId": pending.item.job_id, "eventId": key, "error": pending.last_error},
+                    )
+                else:
+                    del state.pending[key]
+                    exhausted.append(pending)
+            if exhausted:
+                state.outbox_busy += 1
+            self._cond.notify_all()
+        if exhausted:
+            try:
+                self._give_up(exhausted, "attempts exhausted or permanent error")
+            finally:
+                with self._cond:
+                    state.outbox_busy -= 1
+                    self._cond.notify_all()
+
+    def _give_up(self, items: list[_Pending], reason: str) -> None:
+        """Hand undelivered events to the outbox; log each at ERROR with the whole entry."""
+        try:
+            refused = {id(entry): why for entry, why in self._outbox.send([p.item.entry for p in items])}
+        except Exception as error:  # an outbox that raises is treated as refusing everything
+            refused = {id(p.item.entry): f"{type(error).__name__}: {error}" for p in items}
+        with self._cond:
+            self._state.counters.undelivered += len(items)
+            self._state.counters.lost += len(refused)
+        for pending in items:
+            entry = pending.item.entry
+            outbox_error = refused.get(id(entry))
+            logger.error(
+                "status event not delivered to EventBridge"
+                + (
+                    "; outbox refused it too, this line is the only record"
+                    if outbox_error
+                    else "; sent to outbox"
+                ),
+                extra={
+                    "jobId": pending.item.job_id,
+                    "eventId": pending.item.event.event_id,
+                    "status": pending.item.event.status.value,
+                    "reason": reason,
+                    "lastError": pending.last_error,
+                    "attempts": pending.attempts,
+                    "fallback": "none" if outbox_error else "outbox",
+                    "outboxError": outbox_error,
+                    "entry": dict(entry),
+                },
+            )

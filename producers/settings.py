@@ -1,0 +1,41 @@
+"""The producers' settings: the shared `Settings` plus what submit, invoker and republisher need."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from jobstatus.settings import Settings
+
+DEFAULT_MODELS = ("fal-ai/kling-video/v2/master/text-to-video",)
+
+
+class ProducerSettings(Settings):
+    """Settings of SubmitJobFn, FalInvokerFn and RepublisherFn (environment variables)."""
+
+    outbox_queue_url: str = ""
+    idempotency_table_name: str = "jobs-dev-idempotency"
+    model_allow_list: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MODELS
+    fal_key: SecretStr | None = None
+    fal_key_secret_arn: str | None = None
+    # How long a handler may wait, at its end, for status events still being sent; after it
+    # they go to the outbox. The job's added latency stays under ~100 ms even with the bus down.
+    status_flush_seconds: float = Field(default=0.08, gt=0, le=5)
+    # How long SubmitJobFn retries its PutEvents before answering 503.
+    submit_publish_seconds: float = Field(default=0.5, gt=0, le=10)
+    # FalInvokerFn: the wait on Fal ends this long before Lambda would kill the function, so
+    # FAILED (DEADLINE_EXCEEDED) and the flush still fit.
+    deadline_margin_seconds: float = Field(default=20.0, ge=0)
+    fal_poll_seconds: float = Field(default=2.0, gt=0)
+    fal_max_attempts: int = Field(default=3, ge=1, le=10)
+    fal_retry_base_seconds: float = Field(default=1.0, ge=0)
+    idempotency_expiry_seconds: int = Field(default=2 * 24 * 3600, ge=60)
+
+    @field_validator("model_allow_list", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(model.strip() for model in value.split(",") if model.strip())
+        return value
