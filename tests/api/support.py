@@ -64,9 +64,7 @@ def rest_event(
         multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
     )
     context = event["requestContext"]
-    context.update(
-        httpMethod=method, resourcePath=resource, path="/prod" + path, requestId=str(uuid.uuid4())
-    )
+    context.update(httpMethod=method, resourcePath=resource, path="/prod" + path, requestId=str(uuid.uuid4()))
     if anonymous:
         context.pop("authorizer")
         event["headers"].pop("Authorization")
