@@ -35,7 +35,7 @@ ALICE = Caller("alice")
 def test_job_id_pattern_and_statuses_are_the_event_contracts():
     # Repeated in api.core to keep pydantic models off the cold-start path; they must not drift.
     assert JOB_ID_PATTERN == events.JOB_ID_PATTERN
-    assert STATUSES == tuple(events.Status)
+    assert tuple(events.Status) == STATUSES
 
 
 @pytest.mark.parametrize(
