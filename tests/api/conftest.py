@@ -14,8 +14,8 @@ from api.core import CursorCodec
 from api.handler import Dependencies, handle
 from api.settings import ApiSettings
 from api.store import JobReader
-from projector.store import JobStore
 from jobstatus.events import JobStatusChanged
+from projector.store import JobStore
 from tests.api.support import ALLOWED_ORIGIN, KEY, NOW, project_into, rest_event
 from tests.conftest import create_jobs_table
 
