@@ -54,7 +54,8 @@ def _function_of(uri: Any, template: Template) -> str | None:
     # The integration URI names the function as `${Fn.Arn}` inside an Fn::Sub, or via GetAtt.
     text = json.dumps(uri)
     for logical_id in template.of_type("AWS::Serverless::Function"):
-        if re.search(rf"\b{re.escape(logical_id)}\b", text):
+        name = re.escape(logical_id)
+        if re.search(rf'(?<![A-Za-z0-9]){name}\.Arn\b|\["{name}", "Arn"\]', text):
             return logical_id
     return None
 

@@ -7,15 +7,19 @@ configured probability). `status` and `result` then answer as Fal's queue API do
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from producers.fal import FalError, FalState, FalStatus, error_for_status
+
+if TYPE_CHECKING:
+    from producers.jobrun import JobRunner
 
 QUEUED_SHARE: Final = 0.2  # the part of a request's time spent IN_QUEUE
 UNKNOWN_REQUEST: Final = 404
@@ -117,5 +121,29 @@ class SimulatedFal:
 
 
 def install_simulated_fal(latency: float, failure_rate: float) -> str:
-    """Make FalInvokerFn use a simulated Fal; describes what was installed."""
+    """Make FalInvokerFn use a `SimulatedFal`; describes what was installed.
+
+    FalInvokerFn builds its runner in a cached `dependencies()` that `lambda_handler` calls; the
+    local stack swaps that one function for one wiring the same runner (`make_runner`, the same
+    AWS clients) to the simulated gateway, so the handler and its decorators run unchanged.
+    """
+    import boto3
+
+    import producers.fal_invoker as invoker
+    from producers.aws import events_client, sqs_client
+    from producers.settings import ProducerSettings
+
+    fal = SimulatedFal(latency, failure_rate)
+
+    @functools.cache
+    def simulated_dependencies() -> JobRunner:
+        return invoker.make_runner(
+            fal,
+            ProducerSettings(),
+            events=events_client(),
+            sqs=sqs_client(),
+            dynamodb=boto3.client("dynamodb"),
+        )
+
+    invoker.dependencies = simulated_dependencies
     return f"simulated (latency {latency:g}s, failure rate {failure_rate:.0%})"

@@ -176,7 +176,12 @@ def create_archives(template: Template, events: EventBridgeClient) -> dict[str, 
             arguments["EventPattern"] = json.dumps(pattern)
         if description := props.get("Description"):
             arguments["Description"] = description
-        archives[logical_id] = events.create_archive(**arguments)["ArchiveArn"]
+        try:
+            archives[logical_id] = events.create_archive(**arguments)["ArchiveArn"]
+        except ClientError as error:
+            if _error_code(error) != "ResourceAlreadyExistsException":
+                raise
+            archives[logical_id] = events.describe_archive(ArchiveName=arguments["ArchiveName"])["ArchiveArn"]
     return archives
 
 

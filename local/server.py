@@ -198,6 +198,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
             answer = ProxyResponse.error(413, "Request too large")
+            self.close_connection = True  # the unread body must not be taken for the next request
         else:
             body = self.rfile.read(length) if length else b""
             answer = self.server.gateway.handle(

@@ -303,6 +303,10 @@ class LocalStack:
 
         if os.environ.get("FAL_KEY"):
             return "fal.ai (FAL_KEY is set)"
+        if "FalInvokerFn" not in self.functions:
+            return "none (the template has no FalInvokerFn)"
+        # Poll the simulated queue often enough that its short jobs are seen finishing promptly.
+        self._set_env("FAL_POLL_SECONDS", f"{max(0.1, min(2.0, self.config.fal_latency / 5)):g}")
         return install_simulated_fal(self.config.fal_latency, self.config.fal_failure_rate)
 
     def _start_pollers(self) -> None:

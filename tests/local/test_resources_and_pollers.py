@@ -1,0 +1,259 @@
+"""Resources made from the template on moto, and SQS pollers driving functions as Lambda does."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.poller import SqsPoller, failed_ids, sqs_record
+from local.resources import provision
+from local.template import Template
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        yield {
+            "dynamodb": boto3.client("dynamodb", region_name="us-east-1"),
+            "sqs": boto3.client("sqs", region_name="us-east-1"),
+            "events": boto3.client("events", region_name="us-east-1"),
+        }
+
+
+def test_provision_makes_every_resource_from_the_template(aws: dict[str, Any]) -> None:
+    template = Template.read(Stage="unit", CreateRestApi="true", CognitoUserPoolArn="arn:aws:cognito-idp:x")
+    made = provision(template, aws["dynamodb"], aws["sqs"], aws["events"])
+
+    # Tables: keys, GSI and TTL as the template says.
+    table = aws["dynamodb"].describe_table(TableName="Jobs-unit")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "jobId", "KeyType": "HASH"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "ByUser"
+    ttl = aws["dynamodb"].describe_time_to_live(TableName="Jobs-unit")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+    assert set(made.tables) == set(template.of_type("AWS::DynamoDB::Table"))
+
+    # Queues: attributes and redrive policies.
+    projector = made.queues["ProjectorQueue"]
+    attributes = aws["sqs"].get_queue_attributes(QueueUrl=projector.url, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "180"
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == made.queues["ProjectorDLQ"].arn
+    assert int(redrive["maxReceiveCount"]) == 5
+    assert projector.max_receive_count == 5 and projector.dead_letter_queue == "ProjectorDLQ"
+    assert made.queues["InvokerQueue"].visibility_timeout == 5400
+    assert template.refs["ProjectorQueue"] == projector.url
+
+    # Bus, archive and rules with their targets.
+    assert made.buses["JobsBus"].endswith(":event-bus/jobs-unit")
+    archive = aws["events"].describe_archive(ArchiveName="jobs-unit-status")
+    assert json.loads(archive["EventPattern"])["detail-type"] == ["JobStatusChanged"]
+    targets = aws["events"].list_targets_by_rule(
+        Rule="jobs-unit-status-to-projector", EventBusName="jobs-unit"
+    )
+    (target,) = targets["Targets"]
+    assert target["Arn"] == projector.arn
+    assert target["DeadLetterConfig"]["Arn"] == made.queues["ProjectorDLQ"].arn
+
+    # A JobStatusChanged put on the bus reaches the projector's queue.
+    aws["events"].put_events(
+        Entries=[
+            {
+                "EventBusName": "jobs-unit",
+                "Source": "jobs.submit",
+                "DetailType": "JobStatusChanged",
+                "Detail": "{}",
+            }
+        ]
+    )
+    messages = aws["sqs"].receive_message(QueueUrl=projector.url).get("Messages", [])
+    assert len(messages) == 1
+
+    # Again, as after a restart with DynamoDB Local's tables kept: no error, same names.
+    again = provision(template, aws["dynamodb"], aws["sqs"], aws["events"])
+    assert again.tables == made.tables
+
+
+def test_sqs_record_has_lambdas_shape() -> None:
+    record = sqs_record(
+        {
+            "MessageId": "m1",
+            "ReceiptHandle": "r1",
+            "Body": "{}",
+            "Attributes": {"ApproximateReceiveCount": "2"},
+        },
+        "arn:q",
+        "us-east-1",
+    )
+    assert record["messageId"] == "m1" and record["receiptHandle"] == "r1"
+    assert record["attributes"]["ApproximateReceiveCount"] == "2"
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == "arn:q"
+    assert len(record["md5OfBody"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (None, set()),
+        ({"batchItemFailures": []}, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "a"}]}, {"a"}),
+        ({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, None),
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, None),
+        ({"batchItemFailures": ["a"]}, None),
+        ({"batchItemFailures": "a"}, None),
+    ],
+)
+def test_failed_ids_reads_partial_batch_answers_as_lambda_does(response: Any, expected: Any) -> None:
+    assert failed_ids(response, ["a", "b"]) == expected
+
+
+def _queue(sqs: Any, visibility: int = 1, max_receive: int = 2) -> tuple[str, str, str]:
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName="work",
+        Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive}),
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn, dlq
+
+
+def test_partial_failures_come_back_after_the_visibility_timeout_then_go_to_the_dlq(
+    aws: dict[str, Any],
+) -> None:
+    sqs = aws["sqs"]
+    url, arn, dlq = _queue(sqs)
+    for body in ("ok", "bad", "ok2"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    seen: list[list[str]] = []
+
+    def function(event: dict[str, Any]) -> dict[str, Any]:
+        seen.append([r["body"] for r in event["Records"]])
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"
+            ]
+        }
+
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=function,
+        batch_size=10,
+        batching_window=0.0,
+        report_batch_item_failures=True,
+    )
+    first = poller.poll_once()
+    assert first is not None and (first.delivered, first.deleted, first.failed) == (3, 2, 1)
+    assert poller.poll_once() is None  # "bad" is in flight until its visibility timeout ends
+    time.sleep(1.1)
+    second = poller.poll_once()
+    assert second is not None and second.failed == 1 and seen[-1] == ["bad"]
+    time.sleep(1.1)
+    # Received twice = maxReceiveCount: SQS moves it to the DLQ instead of delivering it again.
+    assert poller.poll_once() is None
+    moved = sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"])["Messages"]
+    assert [m["Body"] for m in moved] == ["bad"]
+
+
+def test_a_raising_function_or_bad_answer_fails_the_whole_batch(aws: dict[str, Any]) -> None:
+    sqs = aws["sqs"]
+    url, arn, _ = _queue(sqs, visibility=60)
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+
+    def raising(event: dict[str, Any]) -> Any:
+        raise RuntimeError("boom")
+
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=raising,
+        batch_size=5,
+        batching_window=0,
+        report_batch_item_failures=True,
+    )
+    outcome = poller.poll_once()
+    assert outcome is not None and outcome.deleted == 0 and poller.errors == 1
+    sqs.send_message(QueueUrl=url, MessageBody="y")
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=lambda e: {"batchItemFailures": [{"itemIdentifier": "unknown"}]},
+        batch_size=5,
+        batching_window=0,
+        report_batch_item_failures=True,
+    )
+    outcome = poller.poll_once()
+    assert outcome is not None and outcome.deleted == 0 and outcome.failed == 1
+
+
+def test_without_report_batch_item_failures_every_record_is_deleted(aws: dict[str, Any]) -> None:
+    sqs = aws["sqs"]
+    url, arn, _ = _queue(sqs, visibility=60)
+    for i in range(25):
+        sqs.send_message(QueueUrl=url, MessageBody=str(i))
+    batches: list[int] = []
+
+    def function(event: dict[str, Any]) -> dict[str, Any]:
+        batches.append(len(event["Records"]))
+        return {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=function,
+        batch_size=20,
+        batching_window=0.5,
+        report_batch_item_failures=False,
+    )
+    first = poller.poll_once()
+    assert first is not None and first.delivered == 20 and first.deleted == 20  # window filled the batch
+    second = poller.poll_once()
+    assert second is not None and second.delivered == 5
+    assert batches == [20, 5]
+
+
+def test_a_started_poller_delivers_until_stopped(aws: dict[str, Any]) -> None:
+    sqs = aws["sqs"]
+    url, arn, _ = _queue(sqs, visibility=60)
+    delivered: list[str] = []
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=lambda e: delivered.extend(r["body"] for r in e["Records"]),
+        batch_size=10,
+        batching_window=0,
+        report_batch_item_failures=True,
+    )
+    poller.start()
+    poller.start()  # a second start while running changes nothing
+    try:
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        deadline = time.monotonic() + 10
+        while not delivered and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        poller.stop()
+    assert delivered == ["hello"]
+    assert not poller.running
