@@ -78,5 +78,47 @@ def rename_deployment(path: Path = TEMPLATE_PATH) -> str:
     return wanted
 
 
+def failed_rules(template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
+    """The AssertDescriptions of the template's Rules that `parameters` (over the defaults) break.
+
+    Evaluates the functions CloudFormation allows in Rules that this template uses, as CloudFormation
+    does before it creates or updates a stack; an unknown function is an error, not a pass.
+    """
+    values = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    values.update(parameters)
+    failed: list[str] = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
+            continue
+        failed.extend(
+            str(assertion["AssertDescription"])
+            for assertion in rule["Assertions"]
+            if not _rule_value(assertion["Assert"], values)
+        )
+    return failed
+
+
+def _rule_value(expression: Any, values: dict[str, str]) -> Any:
+    if isinstance(expression, list):
+        return [_rule_value(item, values) for item in expression]
+    if not isinstance(expression, dict):
+        return str(expression)
+    ((function, argument),) = expression.items()
+    if function == "Ref":
+        return values[argument]
+    arguments = _rule_value(argument, values)
+    if function == "Fn::Equals":
+        return arguments[0] == arguments[1]
+    if function == "Fn::Not":
+        return not arguments[0]
+    if function == "Fn::And":
+        return all(arguments)
+    if function == "Fn::Or":
+        return any(arguments)
+    if function == "Fn::Contains":
+        return arguments[1] in arguments[0]
+    raise ValueError(f"rule function {function} is not evaluated here")
+
+
 if __name__ == "__main__":
     sys.stdout.write(rename_deployment() + "\n")
