@@ -260,7 +260,7 @@ def _target(props: dict[str, Any]) -> str:
 EXPECTED_ROUTES = {
     ("GET", "/v1/jobs"): "GetJobFn",
     ("POST", "/v1/jobs"): "SubmitJobFn",
-    ("OPTIONS", "/v1/jobs"): "GetJobFn",
+    ("OPTIONS", "/v1/jobs"): "SubmitJobFn",
     ("GET", "/v1/jobs/{id}"): "GetJobFn",
     ("OPTIONS", "/v1/jobs/{id}"): "GetJobFn",
 }
