@@ -48,6 +48,7 @@ MAX_ATTEMPT: Final = 9999  # the version pads attempt to 4 digits; more would br
 EVENTBRIDGE_MAX_ENTRY_BYTES: Final = 256 * 1024
 
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
+_TIMESTAMP_RE = re.compile(TIMESTAMP_PATTERN)
 
 
 class Status(StrEnum):
@@ -77,7 +78,10 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def parse_timestamp(value: str) -> datetime:
-    """The aware UTC datetime of a contract timestamp."""
+    """The aware datetime of a timestamp (`%Y-%m-%dT%H:%M:%S.%f%z`); ValueError when unreadable."""
+    if _TIMESTAMP_RE.fullmatch(value):
+        # The contract's own format: fromisoformat reads it about 20 times faster than strptime.
+        return datetime.fromisoformat(value)
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from jobstatus.events import JobStatusChanged, parse_timestamp, version_of
@@ -31,6 +32,7 @@ WINNER_FIELDS: Final = (
 SECONDS_PER_DAY: Final = 86_400
 
 
+@lru_cache(maxsize=4096)  # asked for every event; a batch holds a few jobs' events each
 def ttl_of(created_at: str, ttl_days: int) -> int:
     """The item's `ttl`: createdAt + `ttl_days` days, in epoch seconds."""
     return int(parse_timestamp(created_at).timestamp()) + ttl_days * SECONDS_PER_DAY
@@ -76,11 +78,12 @@ def apply(item: Item | None, event: JobStatusChanged, *, ttl_days: int, now: flo
         return item
     if item is None:
         return {**fill_in_fields(event, ttl_days), **winner_fields(event)}
-    version = version_of(event)
     current = item.get("version")
+    # Fill-ins already stored are kept; a damaged item missing some gets them from this event.
     merged = {**fill_in_fields(event, ttl_days), **{k: v for k, v in item.items() if k in FILL_IN_FIELDS}}
-    if current is not None and version <= current:
+    if current is not None and version_of(event) <= current:
         return {**item, **merged}
+    # The event wins: every winner field comes from it, and the ones it lacks disappear.
     return {**merged, **winner_fields(event)}
 
 
@@ -109,11 +112,12 @@ def coalesce(records: Iterable[tuple[str, JobStatusChanged]]) -> list[JobBatch]:
     One write per job per batch: the winner carries every winner field, and the fill-ins are
     the same on every event of a job. The records of a job succeed or fail together.
     """
-    winners: dict[str, JobStatusChanged] = {}
+    winners: dict[str, tuple[str, JobStatusChanged]] = {}
     record_ids: dict[str, list[str]] = {}
     for record_id, event in records:
+        version = version_of(event)
         best = winners.get(event.job_id)
-        if best is None or version_of(event) > version_of(best):
-            winners[event.job_id] = event
+        if best is None or version > best[0]:
+            winners[event.job_id] = (version, event)
         record_ids.setdefault(event.job_id, []).append(record_id)
-    return [JobBatch(job_id, winner, tuple(record_ids[job_id])) for job_id, winner in winners.items()]
+    return [JobBatch(job_id, winner, tuple(record_ids[job_id])) for job_id, (_, winner) in winners.items()]
