@@ -227,7 +227,7 @@ def build_app(deps: SubmitDeps) -> APIGatewayRestResolver:
         user_id = claims.get("sub") if isinstance(claims, dict) else None
         if not isinstance(user_id, str) or not user_id:
             return error_response(HTTPStatus.UNAUTHORIZED, "UNAUTHORIZED", "no authenticated user")
-        key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
+        key = app.current_event.headers.get("Idempotency-Key")  # case-insensitive in Powertools v3
         try:
             return submit_job(deps, user_id, app.current_event.decoded_body, key)
         except Exception:  # a bug of ours: a JSON 500 with the traceback in the log, not a bare 502

@@ -1,0 +1,343 @@
+"""FalInvokerFn end to end in-process: Fal mocked at the HTTP layer (respx), idempotency on moto."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any, cast
+
+import boto3
+import fal_client.client
+import httpx
+import pytest
+import respx
+from moto import mock_aws
+
+from jobstatus.events import JobStatusChanged
+from producers.fal import FalClientGateway
+from producers.fal_invoker import fal_key, handle, make_runner
+from producers.jobrun import JobRunner, job_id_for, trim_result
+from producers.settings import ProducerSettings
+from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context
+
+pytestmark = pytest.mark.unit
+
+MODEL = "fal-ai/kling-video/v2/master/text-to-video"
+QUEUE = "https://queue.fal.run"
+REQUESTS = f"{QUEUE}/fal-ai/kling-video/requests"
+VIDEO = "https://v3.fal.media/files/rabbit/out.mp4"
+
+
+@pytest.fixture(autouse=True)
+def quick_fal_client_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fal-client's own backoff (0.1 s doubling, 10 attempts) shrunk: the same retries, fast."""
+    monkeypatch.setattr(fal_client.client, "BASE_DELAY", 0.0001)
+    monkeypatch.setattr(fal_client.client, "MAX_ATTEMPTS", 3)
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="idempotency",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        outbox = sqs.create_queue(QueueName="outbox")["QueueUrl"]
+        yield {"dynamodb": ddb, "sqs": sqs, "outbox": outbox}
+
+
+@pytest.fixture
+def events() -> FakeEvents:
+    return FakeEvents()
+
+
+@pytest.fixture
+def metrics() -> FakeMetrics:
+    return FakeMetrics()
+
+
+@pytest.fixture
+def runner(aws: dict[str, Any], events: FakeEvents, metrics: FakeMetrics) -> Iterator[JobRunner]:
+    settings = ProducerSettings(
+        event_bus_name="jobs-test",
+        outbox_queue_url=aws["outbox"],
+        idempotency_table_name="idempotency",
+        fal_poll_seconds=0.001,
+        fal_retry_base_seconds=0.001,
+        deadline_margin_seconds=1.0,
+    )
+    built = make_runner(
+        FalClientGateway(lambda: "test-key"),
+        settings,
+        events=cast(Any, events),
+        sqs=aws["sqs"],
+        dynamodb=aws["dynamodb"],
+        metrics_sink=metrics,
+    )
+    yield built
+    built.publisher.close()
+
+
+def record(detail: dict[str, Any], event_id: str = "evt-1") -> dict[str, Any]:
+    body = {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "VideoGenerationRequested",
+        "source": "jobs.submit",
+        "account": "123456789012",
+        "time": "2026-11-22T07:20:31Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+    return {"Records": [{"messageId": f"m-{event_id}", "body": json.dumps(body)}]}
+
+
+def request(job_id: str = "job-1", **overrides: Any) -> dict[str, Any]:
+    detail = {
+        "jobId": job_id,
+        "userId": "user-1",
+        "createdAt": "2026-11-22T07:20:31.123Z",
+        "model": MODEL,
+        "input": {"prompt": "a rabbit"},
+    }
+    detail.update(overrides)
+    return {k: v for k, v in detail.items() if v is not None}
+
+
+def fal_routes(mock: respx.MockRouter, request_id: str = "req-1") -> dict[str, respx.Route]:
+    base = f"{REQUESTS}/{request_id}"
+    return {
+        "submit": mock.post(f"{QUEUE}/{MODEL}").respond(
+            200,
+            json={
+                "request_id": request_id,
+                "response_url": base,
+                "status_url": f"{base}/status",
+                "cancel_url": f"{base}/cancel",
+            },
+        ),
+        "status": mock.get(f"{base}/status", params={"logs": "true"}).mock(
+            side_effect=[
+                httpx.Response(200, json={"status": "IN_QUEUE", "queue_position": 0}),
+                httpx.Response(200, json={"status": "IN_PROGRESS", "logs": []}),
+                httpx.Response(
+                    200, json={"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 3.1}}
+                ),
+            ]
+        ),
+        # SyncClient.result() polls once more (without logs) before it fetches the response.
+        "final_status": mock.get(f"{base}/status", params={"logs": "false"}).respond(
+            200, json={"status": "COMPLETED", "logs": None}
+        ),
+        "result": mock.get(base).respond(
+            200,
+            json={
+                "video": {"url": VIDEO, "content_type": "video/mp4", "file_size": 123},
+                "seed": 7,
+                "big": "x" * 20_000,
+            },
+        ),
+    }
+
+
+def statuses(events: FakeEvents) -> list[JobStatusChanged]:
+    return [JobStatusChanged.from_detail(d) for d in events.details()]
+
+
+def test_success_publishes_queued_processing_completed(
+    runner: JobRunner, events: FakeEvents, metrics: FakeMetrics
+) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        routes = fal_routes(mock)
+        answer = handle(record(request()), lambda_context(), runner)
+    assert answer == {"batchItemFailures": []}
+    queued, processing, completed = statuses(events)
+    assert [e.status for e in (queued, processing, completed)] == ["QUEUED", "PROCESSING", "COMPLETED"]
+    assert processing.result == {"falRequestId": "req-1"} and processing.started_at
+    assert completed.output_url == VIDEO and completed.started_at == processing.started_at
+    assert completed.result is not None and completed.result["falRequestId"] == "req-1"
+    assert (
+        completed.result["seed"] == 7
+        and "big" not in completed.result
+        and completed.result["droppedKeys"] == ["big"]
+    )
+    assert completed.metrics is not None and set(completed.metrics) == {"falLatencyMs", "queueWaitMs"}
+    assert {e.job_id for e in (queued, processing, completed)} == {"job-1"}
+    assert json.loads(routes["submit"].calls.last.request.content) == {"prompt": "a rabbit"}
+    assert routes["submit"].calls.last.request.headers["Authorization"] == "Key test-key"
+    assert "FalLatency" in metrics.values and metrics.values["StatusEventsPublished"] == 3
+
+
+def test_a_redelivered_request_is_not_submitted_twice(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        handle(record(request()), lambda_context(), runner)
+        again = handle(record(request()), lambda_context(), runner)
+    assert again == {"batchItemFailures": []}
+    assert routes["submit"].call_count == 1
+    assert len(events.details()) == 3  # nothing published the second time
+
+
+def test_a_run_that_died_after_submitting_resumes_the_same_fal_request(
+    runner: JobRunner, events: FakeEvents
+) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        routes["status"].side_effect = RuntimeError("the process died here")
+        first = handle(record(request()), lambda_context(), runner)
+        assert first == {"batchItemFailures": [{"itemIdentifier": "m-evt-1"}]}
+        routes["status"].side_effect = [httpx.Response(200, json={"status": "COMPLETED", "logs": []})]
+        second = handle(record(request()), lambda_context(), runner)
+    assert second == {"batchItemFailures": []}
+    assert routes["submit"].call_count == 1
+    assert statuses(events)[-1].status == "COMPLETED"
+
+
+def test_fal_4xx_is_a_failed_job_not_retryable(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        submit = mock.post(f"{QUEUE}/{MODEL}").respond(
+            422, json={"detail": [{"loc": ["body", "prompt"], "msg": "too long"}]}
+        )
+        handle(record(request()), lambda_context(), runner)
+    failed = statuses(events)[-1]
+    assert failed.status == "FAILED" and failed.error is not None
+    assert (failed.error.code, failed.error.retryable) == ("FAL_REJECTED", False)
+    assert "422" in failed.error.message and "too long" in failed.error.message
+    assert submit.call_count == 1
+
+
+def test_fal_5xx_then_success_completes(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        ok = routes["submit"].return_value
+        assert ok is not None
+        routes["submit"].side_effect = [httpx.Response(500, json={"detail": "boom"}), ok]
+        handle(record(request()), lambda_context(), runner)
+    assert routes["submit"].call_count == 2
+    assert [e.status for e in statuses(events)] == ["QUEUED", "PROCESSING", "COMPLETED"]
+
+
+def test_fal_5xx_every_time_fails_retryable(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        submit = mock.post(f"{QUEUE}/{MODEL}").respond(
+            503, json={"detail": "down"}, headers={"x-fal-request-id": "r"}
+        )
+        handle(record(request()), lambda_context(), runner)
+    failed = statuses(events)[-1]
+    assert failed.error is not None and (failed.error.code, failed.error.retryable) == (
+        "FAL_UNAVAILABLE",
+        True,
+    )
+    assert submit.call_count == 3  # fal_max_attempts
+
+
+def test_fal_429_after_retries_fails_retryable(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        submit = mock.post(f"{QUEUE}/{MODEL}").respond(429, json={"detail": "rate limited"})
+        handle(record(request()), lambda_context(), runner)
+    failed = statuses(events)[-1]
+    assert failed.error is not None and (failed.error.code, failed.error.retryable) == (
+        "FAL_RATE_LIMITED",
+        True,
+    )
+    assert submit.call_count > 1  # retried (by fal-client, then by us) before failing
+
+
+def test_an_error_inside_a_completed_result_fails_the_job(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        routes["status"].side_effect = [
+            httpx.Response(
+                200,
+                json={
+                    "status": "COMPLETED",
+                    "logs": [],
+                    "error": "CUDA out of memory",
+                    "error_type": "runner_error",
+                },
+            )
+        ]
+        handle(record(request()), lambda_context(), runner)
+    failed = statuses(events)[-1]
+    assert failed.status == "FAILED" and failed.error is not None
+    assert failed.error.code == "FAL_RESULT_ERROR" and "CUDA out of memory" in failed.error.message
+    assert failed.result == {"falRequestId": "req-1"} and routes["result"].call_count == 0
+
+
+def test_a_result_without_a_video_url_fails_the_job(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        routes["result"].return_value = httpx.Response(200, json={"images": []})
+        handle(record(request()), lambda_context(), runner)
+    assert statuses(events)[-1].error.code == "FAL_RESULT_INVALID"  # type: ignore[union-attr]
+
+
+def test_the_deadline_fails_the_job_before_lambda_would_kill_it(
+    runner: JobRunner, events: FakeEvents
+) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        routes["status"].side_effect = None
+        routes["status"].return_value = httpx.Response(200, json={"status": "IN_QUEUE", "queue_position": 3})
+        handle(record(request()), lambda_context(1_200), runner)  # margin 1 s: 0.2 s to wait
+    failed = statuses(events)[-1]
+    assert failed.status == "FAILED" and failed.error is not None
+    assert (failed.error.code, failed.error.retryable) == ("DEADLINE_EXCEEDED", True)
+    assert routes["status"].call_count >= 1
+
+
+def test_invalid_input_is_a_failed_job(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        submit = mock.post(f"{QUEUE}/{MODEL}")
+        handle(record(request(input="not an object")), lambda_context(), runner)
+    assert [e.status for e in statuses(events)] == ["QUEUED", "FAILED"]
+    assert statuses(events)[-1].error.code == "INVALID_INPUT"  # type: ignore[union-attr]
+    assert submit.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        json.dumps({"detail-type": "Something", "detail": {}}),
+        json.dumps({"detail-type": "VideoGenerationRequested", "detail": {"model": MODEL, "input": {}}}),
+        json.dumps(
+            {"detail-type": "VideoGenerationRequested", "detail": {"jobId": "bad id!", "userId": "u"}}
+        ),
+        json.dumps({"detail-type": "VideoGenerationRequested", "detail": {"userId": "u"}}),
+    ],
+)
+def test_a_record_that_names_no_job_is_a_batch_item_failure(
+    runner: JobRunner, events: FakeEvents, body: str
+) -> None:
+    answer = handle({"Records": [{"messageId": "m1", "body": body}]}, lambda_context(), runner)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert events.delivered == []
+
+
+def test_without_job_id_or_created_at_the_invoker_makes_them(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        fal_routes(mock)
+        handle(record(request(jobId=None, createdAt=None), event_id="evt-9"), lambda_context(), runner)
+    job_id = statuses(events)[0].job_id
+    assert job_id == job_id_for("evt-9") and uuid.UUID(job_id).version == 4
+
+
+def test_trim_result_keeps_small_fields_and_names_the_dropped_ones() -> None:
+    trimmed = trim_result({"a": 1, "huge": "x" * 40_000, "video": {"url": VIDEO}}, "r")
+    assert trimmed == {"falRequestId": "r", "a": 1, "video": {"url": VIDEO}, "droppedKeys": ["huge"]}
+
+
+def test_fal_key_comes_from_the_environment_or_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fal_key(ProducerSettings(fal_key="k1")) == "k1"
+    assert fal_key(ProducerSettings()) is None
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name="fal", SecretString=json.dumps({"FAL_KEY": "k2"}))["ARN"]
+        assert fal_key(ProducerSettings(fal_key_secret_arn=arn)) == "k2"
