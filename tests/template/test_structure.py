@@ -6,6 +6,8 @@ Checked on the template as written, for every parameter value the Rules are mean
 from __future__ import annotations
 
 import itertools
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,3 +277,14 @@ def test_the_local_stack_resolves_every_intrinsic(parameters):
     role = template.properties("FalInvokerFnRole")
     sids = [s["Sid"] for s in role["Policies"][0]["PolicyDocument"]["Statement"]]
     assert ("ReadFalKey" in sids) is ("FalKeySecretArn" in parameters)
+
+
+def test_samconfig_deploys_with_the_capability_the_roles_need(raw):
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    # Unnamed roles: a RoleName would need CAPABILITY_NAMED_IAM.
+    roles = of_type(raw["Resources"], "AWS::IAM::Role").values()
+    assert roles and all("RoleName" not in role["Properties"] for role in roles)
+    overrides = dict(pair.split("=", 1) for pair in deploy["parameter_overrides"].split())
+    assert set(overrides) <= set(raw["Parameters"])
