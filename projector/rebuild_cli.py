@@ -335,9 +335,10 @@ def file_summary(summary: FileSummary, path: Path, table_name: str, batch_size: 
     """A table of what applying the file did."""
     from rich.table import Table
 
-    table = Table(title=f"Rebuild of {table_name} from {path}", show_header=False)
+    table = Table(title=f"Rebuild of {table_name}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
+    table.add_row("File", str(path))
     table.add_row("Events read", str(summary.events))
     table.add_row("Applied", str(summary.applied))
     table.add_row("Stale or duplicate", str(summary.stale))

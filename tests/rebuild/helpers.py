@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import uuid
@@ -18,6 +19,7 @@ from jobstatus.events import (
     format_timestamp,
 )
 from local.template import Template
+from projector import rebuild_cli
 from projector.rebuild import ARCHIVE_ID, BUS_ID, PROJECTOR_RULE_ID
 
 TTL_DAYS = 30
@@ -179,3 +181,16 @@ def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    """`jobstatus rebuild ARGV` parsed as the jobstatus command line parses it."""
+    parser = argparse.ArgumentParser(prog="jobstatus")
+    rebuild_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["rebuild", *argv])
+
+
+def run(*argv: str) -> int:
+    """Run `jobstatus rebuild ARGV`; its exit code."""
+    args = parse(*argv)
+    return int(args.run(args))

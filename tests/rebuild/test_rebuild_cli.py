@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -17,22 +16,11 @@ from local.template import Template
 from projector import rebuild_cli
 from projector.rebuild import RebuildError, Replays, ReplayState, ReplayStatus
 
-from .helpers import create_bus, drain, history, publish
+from .helpers import create_bus, drain, history, parse, publish, run
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime.now(UTC)
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="jobstatus")
-    rebuild_cli.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["rebuild", *argv])
-
-
-def run(*argv: str) -> int:
-    args = parse(*argv)
-    return int(args.run(args))
 
 
 @pytest.fixture

@@ -1,0 +1,173 @@
+"""What every benchmark needs: DynamoDB Local with the template's tables, request counts, a table.
+
+A benchmark is a script (`.venv/bin/python bench/NAME.py`, run by `make bench`). Run as a script,
+Python puts `bench/` first on `sys.path`, not the repository root, so each script starts with:
+
+    if __package__ in (None, ""):  # run as a script: make the repository root importable
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+Figures come from the run that prints them; nothing here is a constant someone measured once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from local.template import Template
+
+# DynamoDB operations that read; a projector that never reads before writing makes none of them.
+READ_OPERATIONS: Final = frozenset(
+    {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "ExecuteStatement"}
+)
+
+
+def fake_aws_environment() -> None:
+    """Credentials and a region for local engines, and no endpoint left over from the shell.
+
+    Real credentials are never needed: every client a benchmark builds is given a local endpoint.
+    """
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL") or n == "AWS_PROFILE"]:
+        del os.environ[name]
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "POWERTOOLS_SERVICE_NAME": "jobstatus",
+            "POWERTOOLS_METRICS_NAMESPACE": "JobStatus",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            # The handlers' logs and metrics would drown the table; they still run.
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+        }
+    )
+
+
+@contextlib.contextmanager
+def dynamodb_local() -> Iterator[str]:
+    """A DynamoDB Local process for the benchmark's lifetime; its endpoint URL."""
+    from local.dynamodb_local import DynamoDBLocal, java_available
+
+    if not java_available():
+        raise SystemExit("java not found: the benchmarks measure DynamoDB Local, which needs Java")
+    with DynamoDBLocal() as engine:
+        yield engine.endpoint
+
+
+def dynamodb_client(endpoint: str) -> DynamoDBClient:
+    """A DynamoDB client on `endpoint`, with botocore's standard retries."""
+    import boto3
+    from botocore.config import Config
+
+    client: DynamoDBClient = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=Config(retries={"mode": "standard"}, max_pool_connections=16),
+    )
+    return client
+
+
+def create_jobs_table(client: DynamoDBClient, template: Template, prefix: str = "Jobs-bench") -> str:
+    """A fresh Jobs table made from the template (keys, GSI); its name."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client.create_table(**{**template.table_definition(), "TableName": name})
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return name
+
+
+def scan_items(client: DynamoDBClient, table: str) -> dict[str, dict[str, Any]]:
+    """Every item of a table as plain Python values, by jobId (its hash key)."""
+    from jobstatus.codec import from_item
+
+    items: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for raw in page["Items"]:
+            item = from_item(raw)
+            items[str(item["jobId"])] = item
+    return items
+
+
+@dataclass
+class RequestCounter:
+    """Counts what a botocore client sends: API calls by operation, and HTTP attempts.
+
+    `before-call` fires once per API call; `before-send` once per HTTP attempt, so attempts
+    beyond calls are botocore's retries (throttling, 5xx). Neither hook changes the request.
+    """
+
+    calls: Counter[str] = field(default_factory=Counter)
+    attempts: int = 0
+
+    def attach(self, client: Any, service: str = "dynamodb") -> RequestCounter:
+        """Start counting `client`'s requests."""
+        client.meta.events.register(f"before-call.{service}.*", self._count_call)
+        client.meta.events.register(f"before-send.{service}.*", self._count_attempt)
+        return self
+
+    def _count_call(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+
+    def _count_attempt(self, **_: Any) -> None:
+        self.attempts += 1  # returns None: a value here would replace the HTTP response
+
+    def reset(self) -> None:
+        """Forget every count so far."""
+        self.calls.clear()
+        self.attempts = 0
+
+    @property
+    def total(self) -> int:
+        """Every API call counted."""
+        return sum(self.calls.values())
+
+    @property
+    def reads(self) -> int:
+        """Calls that read the table."""
+        return sum(n for op, n in self.calls.items() if op in READ_OPERATIONS)
+
+    @property
+    def retries(self) -> int:
+        """HTTP attempts botocore made beyond one per call."""
+        return max(0, self.attempts - self.total)
+
+
+class Stopwatch:
+    """Wall-clock seconds of a `with` block (`time.perf_counter`)."""
+
+    seconds: float = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+def verdict(met: bool) -> str:
+    """How a target reads in the table."""
+    return "met" if met else "NOT met"
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print a table with rich (first column left, the figures right-aligned)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for n, header in enumerate(headers):
+        table.add_column(header, justify="left" if n == 0 else "right")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    Console(width=max(100, Console().width)).print(table)
