@@ -157,29 +157,22 @@ def publish(events: Any, bus: str, history: list[JobStatusChanged]) -> None:
 
 
 def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
-    """Receive and delete every message of the queue; the SQS records Lambda would be given."""
+    """Receive and delete every message of the queue: the SQS records Lambda would be given."""
+    from local.poller import sqs_record
+
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     records: list[dict[str, Any]] = []
     while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        if not messages.get("Messages"):
             return records
-        for message in messages:
-            records.append(
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:projector",
-                    "awsRegion": "us-east-1",
-                }
-            )
+        records.extend(sqs_record(m, arn, "us-east-1") for m in messages["Messages"])
         sqs.delete_message_batch(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(messages["Messages"])
+            ],
         )
 
 
