@@ -32,6 +32,7 @@ class SqsSource:
     batching_window: float = 0.0
     report_batch_item_failures: bool = False
     enabled: bool = True
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ def _queue_logical_id(queue_arn: Any, template: Template) -> str | None:
     return None
 
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _sqs_sources(template: Template, props: Mapping[str, Any]) -> tuple[SqsSource, ...]:
     sources = []
     for event in props.get("Events", {}).values():
@@ -134,6 +139,7 @@ def _sqs_sources(template: Template, props: Mapping[str, Any]) -> tuple[SqsSourc
                 report_batch_item_failures="ReportBatchItemFailures"
                 in resolved.get("FunctionResponseTypes", []),
                 enabled=bool(resolved.get("Enabled", True)),
+                maximum_concurrency=_int_or_none(resolved.get("ScalingConfig", {}).get("MaximumConcurrency")),
             )
         )
     return tuple(sources)

@@ -4,10 +4,11 @@ moto keeps EventBridge and SQS in memory, so a restart would lose the archive (t
 truth for `jobstatus rebuild`) and messages still waiting in the queues. `ArchiveKeeper` copies
 every archived event to `.local/archive.jsonl` as it arrives and puts them back into the
 archive on start; `save_queues` / `restore_queues` carry the visible messages of each queue
-across a clean stop (messages in flight at that moment are counted and reported, not saved).
+across a clean stop (messages in flight included; their receive counts start again at zero).
 
-The archive is reached through moto's in-process backend: the local stack runs moto server in
-its own process (`ThreadedMotoServer`), and EventBridge has no API to write into an archive.
+Both reach into moto's in-process backend: the local stack runs moto server in its own process
+(`ThreadedMotoServer`); EventBridge has no API to write into an archive, and SQS none to read
+messages that are in flight.
 """
 
 from __future__ import annotations
@@ -122,32 +123,28 @@ class ArchiveKeeper:
         self.sync()
 
 
-def save_queues(sqs: SQSClient, queues: Iterable[QueueInfo], path: Path) -> tuple[int, int]:
-    """Move every visible message of `queues` into `path`; (saved, left in flight)."""
-    saved = in_flight = 0
+def _moto_queue_bodies(account: str, region: str, name: str) -> list[str]:
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends[account][region].queues.get(name)
+    return [message.body for message in list(queue._messages)] if queue is not None else []
+
+
+def save_queues(
+    queues: Iterable[QueueInfo], path: Path, account: str = "123456789012", region: str = "us-east-1"
+) -> int:
+    """Write every message of `queues` (visible or in flight) to `path`; how many.
+
+    Read from moto's in-process backend, because SQS has no API that returns messages in flight
+    (a record whose function failed waits out its visibility timeout) and those must survive too.
+    """
+    saved = 0
     with path.open("w", encoding="utf-8") as out:
         for queue in queues:
-            while True:
-                # A long visibility timeout: each message is read once here, then deleted.
-                messages = sqs.receive_message(
-                    QueueUrl=queue.url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=0
-                ).get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    out.write(json.dumps({"queue": queue.logical_id, "body": message.get("Body", "")}) + "\n")
-                    saved += 1
-                sqs.delete_message_batch(
-                    QueueUrl=queue.url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-                    ],
-                )
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
-            )["Attributes"]
-            in_flight += int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
-    return saved, in_flight
+            for body in _moto_queue_bodies(account, region, queue.name):
+                out.write(json.dumps({"queue": queue.logical_id, "body": body}) + "\n")
+                saved += 1
+    return saved
 
 
 def restore_queues(sqs: SQSClient, queues: dict[str, QueueInfo], path: Path) -> int:

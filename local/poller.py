@@ -97,6 +97,7 @@ class SqsPoller:
         batching_window: float,
         report_batch_item_failures: bool,
         region: str = "us-east-1",
+        concurrency: int = 1,
     ):
         self.name = name
         self._sqs = sqs
@@ -107,30 +108,36 @@ class SqsPoller:
         self._window = max(0.0, batching_window)
         self._partial = report_batch_item_failures
         self._region = region
+        self._concurrency = max(1, concurrency)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._count_lock = threading.Lock()
         self.invocations = 0
         self.errors = 0
 
     @property
     def running(self) -> bool:
-        """Whether the polling thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether any polling thread is alive."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def start(self) -> None:
-        """Start polling (again, after a stop)."""
+        """Start polling (again, after a stop), with `concurrency` threads as Lambda scales out."""
         if self.running:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"poller-{self.name}", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"poller-{self.name}-{i}", daemon=True)
+            for i in range(self._concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop polling: the batch in hand is finished first, as when a mapping is disabled."""
+        """Stop polling: batches in hand are finished first, as when a mapping is disabled."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     def _receive(self, count: int, wait: int) -> list[MessageTypeDef]:
         answer = self._sqs.receive_message(
@@ -163,11 +170,13 @@ class SqsPoller:
         """Invoke the function with one batch, then delete what succeeded."""
         records = [sqs_record(m, self._queue_arn, self._region) for m in messages]
         ids = [r["messageId"] for r in records]
-        self.invocations += 1
+        with self._count_lock:
+            self.invocations += 1
         try:
             response = self._invoke({"Records": records})
         except Exception:
-            self.errors += 1
+            with self._count_lock:
+                self.errors += 1
             log.exception(
                 "%s failed a batch of %d; every record comes back after its visibility timeout",
                 self.name,

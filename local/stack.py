@@ -38,7 +38,9 @@ REGION: Final = "us-east-1"
 ACCOUNT: Final = "123456789012"  # moto's default account; the template's ARNs use the same
 STACK_FILE: Final = "stack.json"
 LOCAL_USER_POOL_ARN: Final = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_jobstatuslocal"
-API_FUNCTIONS_TIMEOUT: Final = 29  # API Gateway's integration timeout
+# Concurrent invocations per SQS event source when the template sets no MaximumConcurrency: Lambda
+# scales out, and a single thread would run the invoker's long jobs one after another.
+DEFAULT_POLLER_CONCURRENCY: Final = 4
 
 
 @dataclass
@@ -271,13 +273,11 @@ class LocalStack:
             archive.stop()
 
     def _save_queues(self) -> None:
-        if not self._clients or not self.resources.queues:
+        if self._moto is None or not self.resources.queues:
             return
-        # Source queues first: reading them may move messages into their DLQs.
-        ordered = sorted(self.resources.queues.values(), key=lambda q: q.max_receive_count is None)
-        saved, in_flight = save_queues(self._clients["sqs"], ordered, self.data_dir / QUEUES_FILE)
-        if saved or in_flight:
-            print(f"local: {saved} queued messages saved for the next start; {in_flight} in flight were lost")
+        saved = save_queues(self.resources.queues.values(), self.data_dir / QUEUES_FILE, ACCOUNT, REGION)
+        if saved:
+            print(f"local: {saved} queued messages saved in {self.data_dir / QUEUES_FILE} for the next start")
 
     # --- functions ---------------------------------------------------------------------------
 
@@ -326,6 +326,7 @@ class LocalStack:
                     batching_window=source.batching_window,
                     report_batch_item_failures=source.report_batch_item_failures,
                     region=REGION,
+                    concurrency=source.maximum_concurrency or DEFAULT_POLLER_CONCURRENCY,
                 )
                 self.pollers[logical_id] = poller
                 if source.enabled:

@@ -14,7 +14,11 @@ def test_sqs_sources_come_from_the_template(local_template: Template) -> None:
     functions = functions_from_template(local_template)
     assert functions["ProjectorFn"].sqs_sources == (
         SqsSource(
-            queue="ProjectorQueue", batch_size=100, batching_window=2.0, report_batch_item_failures=True
+            queue="ProjectorQueue",
+            batch_size=100,
+            batching_window=2.0,
+            report_batch_item_failures=True,
+            maximum_concurrency=5,
         ),
     )
     invoker = functions["FalInvokerFn"]

@@ -1,0 +1,134 @@
+"""The whole system, as `make run` runs it, driven over HTTP like a client would."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections import Counter
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from tests.e2e.conftest import JOBSTATUS, ROOT, RunningStack, submit, wait_until_finished
+
+pytestmark = pytest.mark.e2e
+
+
+def jobs_table_items(stack: RunningStack) -> dict[str, dict[str, Any]]:
+    described = stack.described
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name=described["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    items: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("scan").paginate(TableName=described["tables"]["JobsTable"]):
+        for item in page["Items"]:
+            items[item["jobId"]["S"]] = item
+    return items
+
+
+def wipe(stack: RunningStack) -> None:
+    described = stack.described
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name=described["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    for job_id in jobs_table_items(stack):
+        client.delete_item(TableName=described["tables"]["JobsTable"], Key={"jobId": {"S": job_id}})
+
+
+def test_twenty_jobs_with_simulated_fal_failures_all_finish(stack: RunningStack) -> None:
+    # Given 20 jobs submitted through the API, with 20 % of Fal requests failing
+    with stack.client("alice") as alice:
+        ids = submit(alice, 20)
+        # When the system has run them
+        bodies = wait_until_finished(alice, ids)
+    # Then every one is COMPLETED with a video or FAILED with a reason, as GET shows it
+    counts = Counter(body["status"] for body in bodies.values())
+    assert set(counts) <= {"COMPLETED", "FAILED"} and sum(counts.values()) == 20
+    for body in bodies.values():
+        if body["status"] == "COMPLETED":
+            assert body["outputUrl"].startswith("https://")
+        else:
+            assert body["error"]["code"]
+        assert body["completedAt"] == body["updatedAt"]
+
+
+def test_another_users_token_gets_404_and_an_admin_sees_it(stack: RunningStack) -> None:
+    with stack.client("alice") as alice:
+        (job_id,) = submit(alice, 1)
+        wait_until_finished(alice, [job_id])
+    with stack.client("mallory") as mallory:
+        answer = mallory.get(f"/v1/jobs/{job_id}")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "NOT_FOUND"
+        assert job_id not in [item["jobId"] for item in mallory.get("/v1/jobs").json()["items"]]
+    with stack.client("root", admin=True) as admin:
+        assert admin.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert httpx.get(f"{stack.url}/v1/jobs/{job_id}").status_code == 401
+    bad = httpx.get(f"{stack.url}/v1/jobs/{job_id}", headers={"Authorization": "Bearer x.y.z"})
+    assert bad.status_code == 401
+
+
+def test_the_projector_stopped_mid_run_and_restarted_loses_nothing(stack: RunningStack) -> None:
+    with stack.client("root", admin=True) as admin, stack.client("carol") as carol:
+        ids = submit(carol, 8)
+        # The projector's event source is switched off while the jobs run on Fal.
+        assert admin.post("/local/functions/ProjectorFn/disable").status_code == 200
+        try:
+            time.sleep(2.0)  # the invoker goes on publishing; the events wait in the queue
+            stuck = [carol.get(f"/v1/jobs/{j}") for j in ids]
+            unfinished = [a for a in stuck if a.status_code == 404 or a.json()["status"] not in {"COMPLETED", "FAILED"}]
+            assert unfinished, "every job had finished before the projector stopped: nothing was tested"
+        finally:
+            assert admin.post("/local/functions/ProjectorFn/enable").status_code == 200
+        bodies = wait_until_finished(carol, ids)
+    assert len(bodies) == 8
+
+
+def test_wiping_the_table_and_replaying_the_archive_gives_identical_items(stack: RunningStack) -> None:
+    with stack.client("dave") as dave:
+        wait_until_finished(dave, submit(dave, 3))
+    before = jobs_table_items(stack)
+    assert len(before) >= 3
+    wipe(stack)
+    assert jobs_table_items(stack) == {}
+    rebuild = subprocess.run(
+        [str(JOBSTATUS), "rebuild", "--local", str(stack.data_dir), "--since", "1h", "--poll", "0.2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
+    deadline = time.monotonic() + 30
+    after = jobs_table_items(stack)
+    while after != before and time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = jobs_table_items(stack)
+    assert after == before
+
+
+def test_a_restart_keeps_jobs_and_stops_every_process(stack: RunningStack) -> None:
+    with stack.client("erin") as erin:
+        ids = submit(erin, 2)
+        finished = wait_until_finished(erin, ids)
+    dynamodb_port = int(stack.described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"].rsplit(":", 1)[1])
+    # SIGTERM stops everything it started, DynamoDB Local's JVM included.
+    assert stack.stop() == 0, stack.output()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", dynamodb_port)) != 0
+    stack.start()
+    with stack.client("erin") as erin:
+        for job_id in ids:
+            answer = erin.get(f"/v1/jobs/{job_id}")
+            assert answer.status_code == 200
+            assert answer.json() == finished[job_id]
+        # And the restarted stack runs new jobs.
+        wait_until_finished(erin, submit(erin, 1))
