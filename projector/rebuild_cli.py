@@ -92,6 +92,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     parser.add_argument("--stage", help="deployment stage (default: $STAGE, else dev)")
     parser.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+    parser.add_argument(
+        "--local",
+        nargs="?",
+        const=".local",
+        type=Path,
+        metavar="DIR",
+        help="rebuild the table of the running `jobstatus local` (its DIR/stack.json; default .local)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -102,6 +110,13 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     try:
+        if args.local is not None:
+            from local.stackfile import NoLocalStack, use_local_stack
+
+            try:
+                use_local_stack(args, args.local)
+            except NoLocalStack as error:
+                raise RebuildError(str(error)) from error
         if args.from_file is not None:
             return rebuild_from_file(args, console)
         return rebuild_by_replay(args, console)
