@@ -180,15 +180,24 @@ def preflight(job_id: str | None = None) -> Response[Any]:
 
 @app.not_found
 def route_not_found(_: NotFoundError) -> Response[Any]:
-    """404 for an unknown path; 405 for a known path with a method it does not answer."""
+    """404 for an unknown path; 405 for a known path with a method it does not answer.
+
+    The router matches only ids of URL-safe characters: any other id on the job path is
+    still a malformed id (400), and its preflight still a preflight.
+    """
     path = app.current_event.path
-    if _KNOWN_PATH.fullmatch(path):
-        return _json(
-            405,
-            error_body(METHOD_NOT_ALLOWED, f"{app.current_event.http_method} is not allowed on {path}"),
-            {"Allow": "GET, OPTIONS"},
-        )
-    return _json(404, error_body(NOT_FOUND, f"No route for {path}"))
+    method = app.current_event.http_method.upper()
+    if not _KNOWN_PATH.fullmatch(path):
+        return _json(404, error_body(NOT_FOUND, f"No route for {path}"))
+    if method == "OPTIONS":
+        return preflight()
+    if method == "GET":
+        _caller()
+        parse_job_id(path.rsplit("/", 1)[1])
+        raise not_found()  # pragma: no cover - the router matches every valid id
+    return _json(
+        405, error_body(METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}"), {"Allow": "GET, OPTIONS"}
+    )
 
 
 @_answers(ApiError)

@@ -172,9 +172,14 @@ def test_admin_reads_every_live_job_but_not_expired_ones(api):
 # --- 400 and 401 ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("job_id", ["-starts-with-dash", "has.dot", "x" * 129, "a%20b", "é"])
+@pytest.mark.parametrize(
+    "job_id", ["-starts-with-dash", "has.dot", "x" * 129, "a%20b", "é", "\x84", "a#b", 'a"b']
+)
 def test_malformed_id_is_400(api, job_id):
     assert_error(api.call(path=f"/v1/jobs/{job_id}"), 400, "INVALID_JOB_ID")
+    # Even an id the router cannot match: still authenticated first, and its preflight still answered.
+    assert_error(api.call(path=f"/v1/jobs/{job_id}", anonymous=True), 401, "UNAUTHORIZED")
+    assert api.call("OPTIONS", f"/v1/jobs/{job_id}", anonymous=True)["statusCode"] == 204
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs/job-1", "/v1/jobs"])
