@@ -1,17 +1,18 @@
 """The DynamoDB adapter of the projector: one conditional `UpdateItem` per job per batch.
 
-The condition `attribute_not_exists(jobId) OR version < :version` makes every write
-idempotent and order-free; a failed condition is a normal outcome (the event is stale or a
-duplicate), not an error. Only when the stored item lacks a fill-in field (a damaged table)
-does a second, fill-in-only write follow; `ReturnValuesOnConditionCheckFailure` says so
-without a read.
+The condition `attribute_not_exists(jobId) OR attribute_not_exists(version) OR version < :version`
+makes every write idempotent and order-free; a failed condition is a normal outcome (the event
+is stale or a duplicate), not an error. Only when the stored item lacks a fill-in field (a
+damaged table) does a second, fill-in-only write follow; `ReturnValuesOnConditionCheckFailure`
+says so without a read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import DecimalException
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from botocore.exceptions import ClientError
 
@@ -26,9 +27,12 @@ CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 # Errors about the request itself: retrying cannot help, the record is bad for this table.
 INVALID_REQUEST_CODES: Final = frozenset({"ValidationException", "SerializationException"})
 
-# The parts of the condition, named (the item is new, or what it holds is older).
+# The parts of the condition, named: the item is new, or what it holds is older (an item
+# without a version is damaged, and any event may repair it, as the pure fold does).
 ITEM_IS_NEW: Final = "attribute_not_exists(#jobId)"
+ITEM_HAS_NO_VERSION: Final = "attribute_not_exists(#version)"
 STORED_IS_OLDER: Final = "#version < :version"
+WINNER_CONDITION: Final = f"{ITEM_IS_NEW} OR {ITEM_HAS_NO_VERSION} OR {STORED_IS_OLDER}"
 ITEM_EXISTS: Final = "attribute_exists(#jobId)"
 
 
@@ -41,7 +45,7 @@ class Outcome(StrEnum):
 
 
 class InvalidForStore(Exception):
-    """DynamoDB refused the job's write as malformed: retrying will not help."""
+    """DynamoDB refused the job's write as malformed (or it cannot be encoded): retrying will not help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,14 @@ class WriteResult:
     requests: int
 
 
+class JobWriter(Protocol):
+    """The port the projector writes through (`JobStore`, or an in-memory fake in tests)."""
+
+    def write(self, batch: JobBatch) -> WriteResult:
+        """Apply one job's winning event; see `JobStore.write` for the errors it may raise."""
+        ...
+
+
 class JobStore:
     """Writes folded jobs to the Jobs table; never reads before writing."""
 
@@ -60,19 +72,26 @@ class JobStore:
         self._table = table_name
         self._ttl_days = ttl_days
 
+    @property
+    def table_name(self) -> str:
+        """The Jobs table this store writes."""
+        return self._table
+
     def write(self, batch: JobBatch) -> WriteResult:
         """Apply a job's winning event with one conditional write (two for a damaged item).
 
-        Raises `ClientError` for throttling and service errors (the caller fails that job's
-        records so SQS redelivers them) and `InvalidForStore` for a request DynamoDB refuses.
+        Raises `ClientError` / `BotoCoreError` for throttling, service and connection errors
+        (the caller fails that job's records so SQS redelivers them) and `InvalidForStore` for a
+        request DynamoDB refuses or a value it cannot hold.
         """
         event = batch.winner
         winners = winner_fields(event)
         fill_ins = {k: v for k, v in fill_in_fields(event, self._ttl_days).items() if k != KEY}
         names = {f"#{name}": name for name in (KEY, *WINNER_FIELDS, *fill_ins)}
-        values = {f":{name}": to_attribute_value(value) for name, value in {**winners, **fill_ins}.items()}
+        values = _attribute_values({**winners, **fill_ins})
         assignments = [f"#{name} = :{name}" for name in winners]
         assignments += [f"#{name} = if_not_exists(#{name}, :{name})" for name in fill_ins]
+        # A winner field the winning event lacks must not survive from an older winner.
         removals = [f"#{name}" for name in WINNER_FIELDS if name not in winners]
         update = "SET " + ", ".join(assignments)
         if removals:
@@ -82,19 +101,18 @@ class JobStore:
                 TableName=self._table,
                 Key={KEY: {"S": batch.job_id}},
                 UpdateExpression=update,
-                ConditionExpression=f"{ITEM_IS_NEW} OR {STORED_IS_OLDER}",
+                ConditionExpression=WINNER_CONDITION,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == CONDITION_FAILED:
-                stored = cast("dict[str, Any]", error.response).get("Item", {})
-                return self._fill_in_if_missing(batch.job_id, stored, fill_ins)
-            if code in INVALID_REQUEST_CODES:
+            if _code(error) in INVALID_REQUEST_CODES:
                 raise InvalidForStore(str(error)) from error
-            raise
+            if _code(error) != CONDITION_FAILED:
+                raise
+            stored = cast("dict[str, Any]", error.response).get("Item", {})
+            return self._fill_in_if_missing(batch.job_id, stored, fill_ins)
         return WriteResult(Outcome.APPLIED, 1)
 
     def _fill_in_if_missing(
@@ -111,12 +129,28 @@ class JobStore:
                 + ", ".join(f"#{name} = if_not_exists(#{name}, :{name})" for name in missing),
                 ConditionExpression=ITEM_EXISTS,
                 ExpressionAttributeNames={"#jobId": KEY, **{f"#{name}": name for name in missing}},
-                ExpressionAttributeValues={f":{name}": to_attribute_value(v) for name, v in missing.items()},
+                ExpressionAttributeValues=_attribute_values(missing),
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != CONDITION_FAILED:
+            if _code(error) in INVALID_REQUEST_CODES:
+                raise InvalidForStore(str(error)) from error
+            if _code(error) != CONDITION_FAILED:
                 raise
+            # The item vanished in between (TTL or a wipe): nothing to repair.
+            return WriteResult(Outcome.STALE, 2)
         return WriteResult(Outcome.FILLED, 2)
 
 
-__all__ = ["FILL_IN_FIELDS", "InvalidForStore", "JobStore", "Outcome", "WriteResult"]
+def _attribute_values(values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {f":{name}": to_attribute_value(value) for name, value in values.items()}
+    except (TypeError, ValueError, DecimalException) as error:
+        # e.g. a number with more than 38 significant digits, which DynamoDB cannot store.
+        raise InvalidForStore(f"a value cannot be stored in DynamoDB: {error!r}") from error
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+__all__ = ["FILL_IN_FIELDS", "InvalidForStore", "JobStore", "JobWriter", "Outcome", "WriteResult"]

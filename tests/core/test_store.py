@@ -1,0 +1,255 @@
+"""The DynamoDB writer: unit tests on moto in-process and botocore's Stubber."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from jobstatus.codec import from_item
+from jobstatus.events import Status
+from projector.fold import coalesce, project
+from projector.store import WINNER_CONDITION, InvalidForStore, JobStore, Outcome, WriteResult
+from tests.core.factories import NOW, TTL_DAYS, at, event
+
+pytestmark = pytest.mark.unit
+
+TABLE = "Jobs-unit"
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield ddb
+
+
+def write(store: JobStore, *events: Any) -> WriteResult:
+    (batch,) = coalesce((f"m{i}", e) for i, e in enumerate(events))
+    return store.write(batch)
+
+
+def stored(client: Any, job_id: str = "job-1") -> dict[str, Any]:
+    return from_item(client.get_item(TableName=TABLE, Key={"jobId": {"S": job_id}})["Item"])
+
+
+def test_first_event_creates_the_item_the_fold_computes(client: Any) -> None:
+    store = JobStore(client, TABLE, TTL_DAYS)
+    e = event(Status.PROCESSING, at(2), progress=5, started_at=at(2), metrics={"queueWaitMs": 1.5})
+    assert write(store, e) == WriteResult(Outcome.APPLIED, 1)
+    assert stored(client) == project([e], ttl_days=TTL_DAYS, now=NOW)["job-1"]
+    assert store.table_name == TABLE
+
+
+def test_older_and_duplicate_events_are_stale_in_one_request(client: Any) -> None:
+    store = JobStore(client, TABLE, TTL_DAYS)
+    newer, older = event(Status.PROCESSING, at(2)), event(Status.QUEUED, at(1))
+    write(store, newer)
+    assert write(store, older) == WriteResult(Outcome.STALE, 1)
+    assert write(store, newer) == WriteResult(Outcome.STALE, 1)
+    assert stored(client) == project([older, newer], ttl_days=TTL_DAYS, now=NOW)["job-1"]
+
+
+def test_a_winner_removes_the_winner_fields_it_lacks(client: Any) -> None:
+    store = JobStore(client, TABLE, TTL_DAYS)
+    failed = event(Status.FAILED, at(2), error={"code": "E", "message": "m", "retryable": True}, progress=50)
+    completed = event(Status.COMPLETED, at(3), output_url="https://x.com/v.mp4")
+    write(store, failed)
+    assert write(store, completed).outcome is Outcome.APPLIED
+    item = stored(client)
+    assert "error" not in item and "progress" not in item
+    assert item == project([failed, completed], ttl_days=TTL_DAYS, now=NOW)["job-1"]
+
+
+def test_a_damaged_item_gets_its_fill_ins_back_with_a_second_write(client: Any) -> None:
+    store = JobStore(client, TABLE, TTL_DAYS)
+    newer, older = event(Status.PROCESSING, at(2)), event(Status.QUEUED, at(1))
+    write(store, newer)
+    client.update_item(
+        TableName=TABLE,
+        Key={"jobId": {"S": "job-1"}},
+        UpdateExpression="REMOVE userId, #t",
+        ExpressionAttributeNames={"#t": "ttl"},
+    )
+    assert write(store, older) == WriteResult(Outcome.FILLED, 2)
+    assert stored(client) == project([older, newer], ttl_days=TTL_DAYS, now=NOW)["job-1"]
+    assert write(store, older) == WriteResult(Outcome.STALE, 1)  # repaired: one request again
+
+
+def test_an_item_without_a_version_is_overwritten(client: Any) -> None:
+    store = JobStore(client, TABLE, TTL_DAYS)
+    client.put_item(TableName=TABLE, Item={"jobId": {"S": "job-1"}, "status": {"S": "COMPLETED"}})
+    e = event(Status.QUEUED, at(1))
+    assert write(store, e).outcome is Outcome.APPLIED
+    assert stored(client) == project([e], ttl_days=TTL_DAYS, now=NOW)["job-1"]
+
+
+def test_a_number_dynamodb_cannot_hold_is_invalid_for_store(client: Any) -> None:
+    store = JobStore(client, TABLE, TTL_DAYS)
+    with pytest.raises(InvalidForStore, match="cannot be stored"):
+        write(store, event(Status.COMPLETED, at(1), result={"n": 10**40 + 1}))
+
+
+# --- rare error codes, with botocore's Stubber -------------------------------------------------
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[JobStore, Stubber]]:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    with Stubber(ddb) as stubber:
+        yield JobStore(ddb, TABLE, TTL_DAYS), stubber
+        stubber.assert_no_pending_responses()  # and nothing else (no GetItem) was called
+
+
+def expect_update(stubber: Stubber) -> None:
+    stubber.add_response(
+        "update_item",
+        {},
+        {
+            "TableName": TABLE,
+            "Key": {"jobId": {"S": "job-1"}},
+            "UpdateExpression": ANY,
+            "ConditionExpression": WINNER_CONDITION,
+            "ExpressionAttributeNames": ANY,
+            "ExpressionAttributeValues": ANY,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        },
+    )
+
+
+def test_one_conditional_update_and_nothing_else(stubbed: tuple[JobStore, Stubber]) -> None:
+    store, stubber = stubbed
+    expect_update(stubber)
+    assert write(store, event(), event(Status.PROCESSING, at(3))) == WriteResult(Outcome.APPLIED, 1)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ProvisionedThroughputExceededException", 400),
+        ("ThrottlingException", 400),
+        ("RequestLimitExceeded", 400),
+        ("InternalServerError", 500),
+        ("ServiceUnavailable", 503),
+        ("ResourceNotFoundException", 400),
+    ],
+)
+def test_throttling_and_service_errors_raise(
+    stubbed: tuple[JobStore, Stubber], code: str, status: int
+) -> None:
+    store, stubber = stubbed
+    stubber.add_client_error("update_item", service_error_code=code, http_status_code=status)
+    with pytest.raises(ClientError) as raised:
+        write(store, event())
+    assert raised.value.response["Error"]["Code"] == code
+
+
+@pytest.mark.parametrize("code", ["ValidationException", "SerializationException"])
+def test_a_refused_request_is_invalid_for_store(stubbed: tuple[JobStore, Stubber], code: str) -> None:
+    store, stubber = stubbed
+    stubber.add_client_error("update_item", service_error_code=code, service_message="Item size too large")
+    with pytest.raises(InvalidForStore, match="Item size too large"):
+        write(store, event())
+
+
+def condition_failed(stubber: Stubber, item: dict[str, Any] | None) -> None:
+    extra = {} if item is None else {"Item": item}
+    stubber.add_client_error(
+        "update_item",
+        service_error_code="ConditionalCheckFailedException",
+        http_status_code=400,
+        modeled_fields=extra,
+    )
+
+
+FULL_ITEM = {
+    "jobId": {"S": "job-1"},
+    "userId": {"S": "u"},
+    "createdAt": {"S": "2026-11-22T07:00:00.000Z"},
+    "ttl": {"N": "1"},
+    "version": {"S": "9"},
+}
+
+
+def test_condition_failed_on_a_whole_item_is_stale_without_a_second_write(
+    stubbed: tuple[JobStore, Stubber],
+) -> None:
+    store, stubber = stubbed
+    condition_failed(stubber, FULL_ITEM)
+    assert write(store, event()) == WriteResult(Outcome.STALE, 1)
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        (None, WriteResult(Outcome.FILLED, 2)),
+        ("ConditionalCheckFailedException", WriteResult(Outcome.STALE, 2)),
+    ],
+)
+def test_second_write_outcomes(
+    stubbed: tuple[JobStore, Stubber], second: str | None, expected: WriteResult
+) -> None:
+    store, stubber = stubbed
+    condition_failed(stubber, {k: v for k, v in FULL_ITEM.items() if k != "ttl"})
+    fill_in = {
+        "TableName": TABLE,
+        "Key": {"jobId": {"S": "job-1"}},
+        "UpdateExpression": "SET #ttl = if_not_exists(#ttl, :ttl)",
+        "ConditionExpression": "attribute_exists(#jobId)",
+        "ExpressionAttributeNames": {"#jobId": "jobId", "#ttl": "ttl"},
+        "ExpressionAttributeValues": {":ttl": ANY},
+    }
+    if second is None:
+        stubber.add_response("update_item", {}, fill_in)
+    else:
+        stubber.add_client_error("update_item", service_error_code=second, expected_params=fill_in)
+    assert write(store, event()) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "raised"), [("ValidationException", InvalidForStore), ("ThrottlingException", ClientError)]
+)
+def test_second_write_errors(stubbed: tuple[JobStore, Stubber], code: str, raised: type[Exception]) -> None:
+    store, stubber = stubbed
+    condition_failed(stubber, {"jobId": {"S": "job-1"}, "version": {"S": "9"}})
+    stubber.add_client_error("update_item", service_error_code=code)
+    with pytest.raises(raised):
+        write(store, event())
+
+
+def test_condition_failed_without_the_old_item_fills_in_everything(stubbed: tuple[JobStore, Stubber]) -> None:
+    # A service that does not return the old item: the fill-in write is the safe choice.
+    store, stubber = stubbed
+    condition_failed(stubber, None)
+    stubber.add_response("update_item", {})
+    assert write(store, event()) == WriteResult(Outcome.FILLED, 2)
+
+
+def test_every_attribute_name_is_aliased(stubbed: tuple[JobStore, Stubber]) -> None:
+    # status, result, error, ttl ... are DynamoDB reserved words: none may appear bare.
+    store, stubber = stubbed
+    calls: list[dict[str, Any]] = []
+    store._client.meta.events.register(
+        "provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append(params)
+    )
+    expect_update(stubber)
+    write(
+        store,
+        event(Status.FAILED, at(1), error={"code": "E", "message": "m", "retryable": True}, result={"a": 1}),
+    )
+    (params,) = calls
+    expression = params["UpdateExpression"] + " " + params["ConditionExpression"]
+    for name in params["ExpressionAttributeNames"].values():
+        assert f" {name} " not in f" {expression} ".replace(",", " ")
+    assert "#status = :status" in expression and "REMOVE" in expression
