@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 
 from jobstatus.events import DETAIL_TYPE, JobStatusChanged
 from projector.fold import JobBatch, coalesce, is_expired
-from projector.store import InvalidForStore, Outcome, WriteResult
+from projector.store import InvalidForStore, JobWriter, Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -271,14 +270,6 @@ def watch(
 # --- a file of events ----------------------------------------------------------------------
 
 
-class JobWriter(Protocol):
-    """What applying events needs of the table (`projector.store.JobStore`, or a fake in tests)."""
-
-    def write(self, batch: JobBatch) -> WriteResult:
-        """Apply one job's share of a batch."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class LineProblem:
     """A line of the file that was not applied, and why."""
@@ -347,10 +338,11 @@ def _batches(
 
 @dataclass
 class FileSummary:
-    """What applying a file did, counted per event (line) and per job."""
+    """What applying a file did, counted per event (line) as ProjectorFn counts its metrics."""
 
     events: int = 0
-    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    applied: int = 0  # the winner of a job whose write took it
+    stale: int = 0  # every other event of a written job: superseded in its batch, or older than the item
     expired: int = 0
     invalid: list[LineProblem] = field(default_factory=list)
     failed: list[LineProblem] = field(default_factory=list)
@@ -358,16 +350,6 @@ class FileSummary:
     batches: int = 0
     writes: int = 0
     requests: int = 0
-
-    @property
-    def applied(self) -> int:
-        """Events of jobs whose write made the batch's winner the item's winner."""
-        return self.outcomes[Outcome.APPLIED]
-
-    @property
-    def stale(self) -> int:
-        """Events of jobs whose item already held that version or a greater one."""
-        return self.outcomes[Outcome.STALE] + self.outcomes[Outcome.FILLED]
 
     @property
     def ok(self) -> bool:
@@ -424,7 +406,9 @@ def _write_job(store: JobWriter, job: JobBatch, summary: FileSummary) -> None:
         reason = f"writing job {job.job_id} failed: {error}"
         summary.failed.extend(LineProblem(line, reason) for line in lines)
         return
-    summary.outcomes[result.outcome] += len(lines)
+    applied = 1 if result.outcome is Outcome.APPLIED else 0
+    summary.applied += applied
+    summary.stale += len(lines) - applied
     summary.jobs.add(job.job_id)
     summary.writes += 1
     summary.requests += result.requests
