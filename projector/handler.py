@@ -1,0 +1,256 @@
+"""ProjectorFn: folds SQS batches of `JobStatusChanged` events into the Jobs table (DESIGN §3).
+
+Each SQS record's body is an EventBridge event, live or replayed (`replay-name`); moto leaves
+out `account`, which is not needed here. A batch is parsed record by record, coalesced per
+jobId and written with one conditional `UpdateItem` per job. The answer lists in
+`batchItemFailures` exactly the records not applied, so SQS redelivers them (and, after
+`maxReceiveCount`, parks them in the DLQ):
+
+- a record that is not a valid event fails alone, with a log line saying why;
+- a job whose write is throttled or meets a service error fails with all its records;
+- a job DynamoDB refuses as malformed fails with all its records, logged as invalid;
+- events of a job past its `ttl` are skipped as done (a replay must not resurrect it).
+
+Metrics (EMF), one count per record: `EventsApplied` (the winner of a job whose write took
+it), `EventsStale` (every other record of a written job: superseded within the batch, or
+older than the item), `EventsInvalid`, `EventsExpired`; and `DynamoDBWrites` (requests made).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobstatus.events import DETAIL_TYPE, SOURCES, JobStatusChanged
+from jobstatus.settings import Settings
+from projector.fold import JobBatch, coalesce, is_expired
+from projector.store import InvalidForStore, JobStore, JobWriter, Outcome
+
+logger = Logger()
+metrics = Metrics()
+
+MAX_REASON_CHARS: Final = 1000  # a log line says why, not the whole payload
+
+
+class MetricsSink(Protocol):
+    """What the projector needs of Powertools `Metrics`."""
+
+    def add_metric(self, name: str, unit: MetricUnit, value: float) -> None:
+        """Add one data point."""
+        ...
+
+
+class InvalidRecord(ValueError):
+    """An SQS record that is not a `JobStatusChanged` event of ours."""
+
+    def __init__(self, reason: str, job_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.job_id = job_id
+
+
+class _Envelope(BaseModel):
+    """The parts of an EventBridge event the projector reads (others, `account` too, ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    detail_type: str = Field(alias="detail-type")
+    source: str
+    detail: dict[str, Any]
+    id: str | None = None
+    replay_name: str | None = Field(default=None, alias="replay-name")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorDeps:
+    """What the handler needs: the writer, the TTL, a clock (epoch seconds) and a metrics sink."""
+
+    store: JobWriter
+    ttl_days: int
+    clock: Callable[[], float] = time.time
+    metrics: MetricsSink | None = None
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What one batch did: the records to report as failed, and a count per outcome."""
+
+    failures: list[str] = field(default_factory=list)
+    applied: int = 0
+    stale: int = 0
+    invalid: int = 0
+    expired: int = 0
+    writes: int = 0
+
+    def response(self) -> dict[str, Any]:
+        """The answer SQS's partial-batch protocol expects."""
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failures]}
+
+    def record_metrics(self, sink: MetricsSink) -> None:
+        """One data point per metric (zeros too, so dashboards see a steady series)."""
+        sink.add_metric("EventsApplied", MetricUnit.Count, self.applied)
+        sink.add_metric("EventsStale", MetricUnit.Count, self.stale)
+        sink.add_metric("EventsInvalid", MetricUnit.Count, self.invalid)
+        sink.add_metric("EventsExpired", MetricUnit.Count, self.expired)
+        sink.add_metric("DynamoDBWrites", MetricUnit.Count, self.writes)
+
+
+def parse_record(record: Mapping[str, Any]) -> JobStatusChanged:
+    """The event an SQS record carries; `InvalidRecord` saying why when it carries none."""
+    body = record.get("body")
+    if not isinstance(body, str):
+        raise InvalidRecord("the record has no body")
+    try:
+        raw = json.loads(body)
+    except ValueError as error:
+        raise InvalidRecord(f"the body is not JSON: {error}") from error
+    try:
+        envelope = _Envelope.model_validate(raw)
+    except ValidationError as error:
+        raise InvalidRecord(f"the body is not an EventBridge event: {_summary(error)}") from error
+    job_id = envelope.detail.get("jobId")
+    job_id = job_id if isinstance(job_id, str) else None
+    if envelope.detail_type != DETAIL_TYPE or envelope.source not in SOURCES:
+        raise InvalidRecord(
+            f"not a {DETAIL_TYPE} event of ours: {envelope.source}/{envelope.detail_type}", job_id
+        )
+    try:
+        return JobStatusChanged.from_detail(envelope.detail)
+    except ValidationError as error:
+        raise InvalidRecord(f"the detail breaks the event contract: {_summary(error)}", job_id) from error
+
+
+def _summary(error: ValidationError) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)
+    ]
+    return "; ".join(parts)[:MAX_REASON_CHARS]
+
+
+def _records(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        logger.error("the invocation is not an SQS batch: no Records list")
+        return []
+    return [r if isinstance(r, Mapping) else {} for r in records]
+
+
+def process(records: Iterable[Mapping[str, Any]], deps: ProjectorDeps) -> BatchReport:
+    """Parse, skip expired, coalesce per job and write each job once; what happened, counted."""
+    report = BatchReport()
+    now = deps.clock()
+    live: list[tuple[str, JobStatusChanged]] = []
+    for record in records:
+        message_id = str(record.get("messageId") or "")
+        try:
+            event = parse_record(record)
+        except InvalidRecord as error:
+            logger.warning(
+                "invalid record failed; it reaches the DLQ after maxReceiveCount",
+                extra={"messageId": message_id, "jobId": error.job_id, "reason": str(error)},
+            )
+            report.failures.append(message_id)
+            report.invalid += 1
+            continue
+        if is_expired(event, deps.ttl_days, now):
+            logger.info(
+                "event of an expired job skipped",
+                extra={"messageId": message_id, "jobId": event.job_id, "createdAt": event.created_at},
+            )
+            report.expired += 1
+            continue
+        live.append((message_id, event))
+    for job in coalesce(live):
+        _write(job, deps.store, report)
+    return report
+
+
+def _write(job: JobBatch, store: JobWriter, report: BatchReport) -> None:
+    about = {"jobId": job.job_id, "messageIds": list(job.record_ids)}
+    try:
+        result = store.write(job)
+    except InvalidForStore as error:
+        logger.error(
+            "DynamoDB refused the job's write; its records failed", extra={**about, "reason": str(error)}
+        )
+        report.failures.extend(job.record_ids)
+        report.invalid += len(job.record_ids)
+        return
+    except (ClientError, BotoCoreError) as error:
+        code = (
+            error.response.get("Error", {}).get("Code")
+            if isinstance(error, ClientError)
+            else type(error).__name__
+        )
+        logger.warning(
+            "writing the job failed; SQS will redeliver its records", extra={**about, "errorCode": code}
+        )
+        report.failures.extend(job.record_ids)
+        return
+    except Exception:
+        # A bug must not block the other jobs of the batch: this job's records are retried.
+        logger.exception("unexpected error writing the job; its records failed", extra=about)
+        report.failures.extend(job.record_ids)
+        return
+    applied = 1 if result.outcome is Outcome.APPLIED else 0
+    report.applied += applied
+    report.stale += len(job.record_ids) - applied
+    report.writes += result.requests
+    logger.debug(
+        "job written",
+        extra={
+            **about,
+            "outcome": result.outcome.value,
+            "version": job.winner.version,
+            "requests": result.requests,
+        },
+    )
+
+
+def handle(event: Mapping[str, Any], context: LambdaContext | None, deps: ProjectorDeps) -> dict[str, Any]:
+    """Project one SQS batch with injected dependencies; the partial-batch answer."""
+    records = _records(event)
+    report = process(records, deps)
+    if deps.metrics is not None:
+        report.record_metrics(deps.metrics)
+    logger.info(
+        "batch projected",
+        extra={
+            "records": len(records),
+            "applied": report.applied,
+            "stale": report.stale,
+            "invalid": report.invalid,
+            "expired": report.expired,
+            "failed": len(report.failures),
+            "dynamodbWrites": report.writes,
+        },
+    )
+    return report.response()
+
+
+@functools.cache
+def dependencies() -> ProjectorDeps:
+    """The dependencies for Lambda, built once per cold start (after tests have set the env)."""
+    import boto3
+
+    settings = Settings()
+    client = boto3.client("dynamodb")
+    store = JobStore(client, settings.jobs_table_name, settings.job_ttl_days)
+    return ProjectorDeps(store=store, ttl_days=settings.job_ttl_days, metrics=metrics)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """AWS entry point."""
+    return handle(event, context, dependencies())
