@@ -1,18 +1,18 @@
 """The DynamoDB adapter of the read API: `GetItem` on the Jobs table and `Query` on its `ByUser` index.
 
 The only reads GetJobFn makes, and the only permissions it needs. Items come back as plain
-Python values by a small deserializer of its own: `jobstatus.codec` uses boto3's, and importing
-boto3 costs this function's cold start about 0.1 s more than botocore alone (see bench/api.py).
+Python values through `jobstatus.codec`, the projector's own codec, so the API reads exactly
+what the projector wrote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
+
+from jobstatus.codec import from_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,39 +34,6 @@ Item = dict[str, Any]
 
 class StoreUnavailable(Exception):
     """DynamoDB is throttling or unavailable: the client may retry later."""
-
-
-def _number(text: str) -> int | float:
-    value = Decimal(text)
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-_SCALARS: Final[dict[str, Callable[[Any], Any]]] = {
-    "S": str,
-    "N": _number,
-    "BOOL": bool,
-    "NULL": lambda _: None,
-    "SS": set,
-    "NS": lambda numbers: {_number(number) for number in numbers},
-}
-
-
-def from_attribute_value(value: dict[str, Any]) -> Any:
-    """One DynamoDB attribute value as a plain Python value (integral numbers as int)."""
-    ((kind, data),) = value.items()
-    if kind == "M":
-        return {name: from_attribute_value(inner) for name, inner in data.items()}
-    if kind == "L":
-        return [from_attribute_value(inner) for inner in data]
-    convert = _SCALARS.get(kind)
-    if convert is None:
-        raise ValueError(f"unsupported DynamoDB attribute type {kind}")
-    return convert(data)
-
-
-def from_item(item: dict[str, Any]) -> Item:
-    """A DynamoDB item as plain Python values."""
-    return {name: from_attribute_value(value) for name, value in item.items()}
 
 
 @dataclass(frozen=True, slots=True)

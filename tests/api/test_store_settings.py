@@ -1,4 +1,4 @@
-"""The DynamoDB adapter's edges (deserializer, throttling) and GetJobFn's settings."""
+"""The DynamoDB adapter's edges (throttling, other errors) and GetJobFn's settings."""
 
 from __future__ import annotations
 
@@ -10,30 +10,9 @@ from pydantic import ValidationError
 
 from api import handler
 from api.settings import DEV_CURSOR_SIGNING_KEY, ApiSettings
-from api.store import JobReader, StoreUnavailable, from_attribute_value, from_item
-from jobstatus.codec import to_item
+from api.store import JobReader, StoreUnavailable
 
 pytestmark = pytest.mark.unit
-
-
-def test_deserializer_reads_back_what_the_projector_codec_wrote():
-    values = {
-        "s": "x",
-        "i": 3,
-        "f": 1.5,
-        "neg": -2,
-        "big": 10**20,
-        "t": True,
-        "none": None,
-        "m": {"nested": [1, "a", {"b": False}, None]},
-        "empty": {},
-        "list": [],
-    }
-    assert from_item(to_item(values)) == values
-    assert from_attribute_value({"SS": ["a", "b"]}) == {"a", "b"}
-    assert from_attribute_value({"NS": ["1", "2.5"]}) == {1, 2.5}
-    with pytest.raises(ValueError, match="unsupported"):
-        from_attribute_value({"B": b"x"})
 
 
 def stubbed_reader():
