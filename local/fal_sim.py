@@ -120,8 +120,8 @@ class SimulatedFal:
         }
 
 
-def install_simulated_fal(latency: float, failure_rate: float) -> str:
-    """Make FalInvokerFn use a `SimulatedFal`; describes what was installed.
+def install_simulated_fal(latency: float, failure_rate: float) -> tuple[str, Callable[[], None]]:
+    """Make FalInvokerFn use a `SimulatedFal`; what was installed, and how to undo it.
 
     FalInvokerFn builds its runner in a cached `dependencies()` that `lambda_handler` calls; the
     local stack swaps that one function for one wiring the same runner (`make_runner`, the same
@@ -145,5 +145,10 @@ def install_simulated_fal(latency: float, failure_rate: float) -> str:
             dynamodb=boto3.client("dynamodb"),
         )
 
+    original = invoker.dependencies
     invoker.dependencies = simulated_dependencies
-    return f"simulated (latency {latency:g}s, failure rate {failure_rate:.0%})"
+
+    def uninstall() -> None:
+        invoker.dependencies = original
+
+    return f"simulated (latency {latency:g}s, failure rate {failure_rate:.0%})", uninstall

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,16 @@ class FunctionRunner:
                 self._handlers[logical_id] = self.specs[logical_id].load()
             return self._handlers[logical_id]
 
+    def forget(self) -> None:
+        """Clear the cold-start caches (`dependencies()`) of every handler module imported."""
+        with self._lock:
+            for logical_id in self._handlers:
+                module = sys.modules.get(self.specs[logical_id].handler.rpartition(".")[0])
+                cached = getattr(module, "dependencies", None)
+                if callable(getattr(cached, "cache_clear", None)):
+                    cached.cache_clear()  # type: ignore[union-attr]
+            self._handlers.clear()
+
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Call the function with `event` and a context whose clock runs down from its timeout."""
         spec = self.specs[logical_id]
@@ -117,6 +128,7 @@ class LocalStack:
         self._dynamodb: DynamoDBLocal | None = None
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
+        self._uninstall_fal: Callable[[], None] | None = None
         self.notes: list[str] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -181,6 +193,7 @@ class LocalStack:
             ("queue save", self._save_queues),
             ("moto server", self._stop_moto),
             ("DynamoDB Local", self._stop_dynamodb),
+            ("functions", self._unload_functions),
         ]
         for name, step in steps:
             try:
@@ -307,7 +320,10 @@ class LocalStack:
             return "none (the template has no FalInvokerFn)"
         # Poll the simulated queue often enough that its short jobs are seen finishing promptly.
         self._set_env("FAL_POLL_SECONDS", f"{max(0.1, min(2.0, self.config.fal_latency / 5)):g}")
-        return install_simulated_fal(self.config.fal_latency, self.config.fal_failure_rate)
+        description, self._uninstall_fal = install_simulated_fal(
+            self.config.fal_latency, self.config.fal_failure_rate
+        )
+        return description
 
     def _start_pollers(self) -> None:
         assert self.runner is not None
@@ -331,6 +347,15 @@ class LocalStack:
                 self.pollers[logical_id] = poller
                 if source.enabled:
                     poller.start()
+
+    def _unload_functions(self) -> None:
+        # The handlers cached clients aimed at engines that are gone now; a next start (or a test
+        # in the same process) must build fresh ones, and get FalInvokerFn's own gateway back.
+        if self.runner is not None:
+            self.runner.forget()
+        if self._uninstall_fal is not None:
+            self._uninstall_fal()
+            self._uninstall_fal = None
 
     def _invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         assert self.runner is not None

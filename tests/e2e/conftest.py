@@ -44,7 +44,9 @@ class RunningStack:
         return issue_token(SigningKey.load_or_create(self.data_dir), user, admin=admin)
 
     def client(self, user: str, admin: bool = False) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(user, admin)}"}, timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token(user, admin)}"}, timeout=30
+        )
 
     def start(self) -> None:
         self.log = self.data_dir.parent / f"local-{time.monotonic_ns()}.log"
@@ -52,9 +54,22 @@ class RunningStack:
         env["PYTHONUNBUFFERED"] = "1"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [str(JOBSTATUS), "local", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                 "--fal-latency", "0.3", "--fal-failure-rate", str(self.fal_failure_rate)],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    str(JOBSTATUS),
+                    "local",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--fal-latency",
+                    "0.3",
+                    "--fal-failure-rate",
+                    str(self.fal_failure_rate),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -88,7 +103,7 @@ class RunningStack:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """A running local stack with 20 % simulated Fal failures and 0.3 s Fal latency."""
     running = RunningStack(tmp_path_factory.mktemp("e2e") / "data", free_port(), fal_failure_rate=0.2)
@@ -109,7 +124,9 @@ def submit(client: httpx.Client, count: int) -> list[str]:
     return ids
 
 
-def wait_until_finished(client: httpx.Client, ids: list[str], timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+def wait_until_finished(
+    client: httpx.Client, ids: list[str], timeout: float = 60.0
+) -> dict[str, dict[str, Any]]:
     """GET every job until each is COMPLETED or FAILED; the last bodies."""
     bodies: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
@@ -125,5 +142,9 @@ def wait_until_finished(client: httpx.Client, ids: list[str], timeout: float = 6
         if all(bodies.get(j, {}).get("status") in {"COMPLETED", "FAILED"} for j in ids):
             return bodies
         time.sleep(0.3)
-    unfinished = {j: bodies.get(j, {}).get("status") for j in ids if bodies.get(j, {}).get("status") not in {"COMPLETED", "FAILED"}}
+    unfinished = {
+        j: bodies.get(j, {}).get("status")
+        for j in ids
+        if bodies.get(j, {}).get("status") not in {"COMPLETED", "FAILED"}
+    }
     raise AssertionError(f"jobs unfinished after {timeout}s: {json.dumps(unfinished)}")

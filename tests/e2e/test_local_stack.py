@@ -87,7 +87,9 @@ def test_the_projector_stopped_mid_run_and_restarted_loses_nothing(stack: Runnin
         try:
             time.sleep(2.0)  # the invoker goes on publishing; the events wait in the queue
             stuck = [carol.get(f"/v1/jobs/{j}") for j in ids]
-            unfinished = [a for a in stuck if a.status_code == 404 or a.json()["status"] not in {"COMPLETED", "FAILED"}]
+            unfinished = [
+                a for a in stuck if a.status_code == 404 or a.json()["status"] not in {"COMPLETED", "FAILED"}
+            ]
             assert unfinished, "every job had finished before the projector stopped: nothing was tested"
         finally:
             assert admin.post("/local/functions/ProjectorFn/enable").status_code == 200
@@ -104,7 +106,11 @@ def test_wiping_the_table_and_replaying_the_archive_gives_identical_items(stack:
     assert jobs_table_items(stack) == {}
     rebuild = subprocess.run(
         [str(JOBSTATUS), "rebuild", "--local", str(stack.data_dir), "--since", "1h", "--poll", "0.2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
     deadline = time.monotonic() + 30

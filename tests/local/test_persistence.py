@@ -28,11 +28,22 @@ def events() -> Iterator[Any]:
 
 
 def put(client: Any, n: int) -> None:
-    client.put_events(Entries=[{"EventBusName": "bus", "Source": "jobs.submit", "DetailType": "JobStatusChanged",
-                                "Detail": json.dumps({"n": i})} for i in range(n)])
+    client.put_events(
+        Entries=[
+            {
+                "EventBusName": "bus",
+                "Source": "jobs.submit",
+                "DetailType": "JobStatusChanged",
+                "Detail": json.dumps({"n": i}),
+            }
+            for i in range(n)
+        ]
+    )
 
 
-def test_archived_events_are_copied_to_the_file_and_restored_after_a_restart(events: Any, tmp_path: Path) -> None:
+def test_archived_events_are_copied_to_the_file_and_restored_after_a_restart(
+    events: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "archive.jsonl"
     keeper = ArchiveKeeper(path, "arch")
     assert keeper.restore() == 0  # no file yet
@@ -98,7 +109,9 @@ def test_queued_and_in_flight_messages_survive_a_restart(tmp_path: Path) -> None
         url = sqs.create_queue(QueueName="q")["QueueUrl"]
         path.write_text(path.read_text() + json.dumps({"queue": "Gone", "body": "x"}) + "\n\n")
         assert restore_queues(sqs, {"Q": QueueInfo("Q", "q", url, "arn", 30)}, path) == 2
-        bodies = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"])
+        bodies = sorted(
+            m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        )
         assert bodies == ["a", "b"]
         assert not path.exists()
         assert restore_queues(sqs, {}, path) == 0
