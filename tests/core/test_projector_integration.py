@@ -52,14 +52,14 @@ def test_eventbridge_to_sqs_deliveries_are_projected(
     events = [e for j in range(6) for e in history(f"job-{j}", rnd)]
     bad_detail = {**events[0].to_detail(), "jobId": "bad/id"}
     details = [json.dumps(e.to_detail()) for e in events] + [json.dumps(bad_detail)]
-    entries = [
+    entries: list[Any] = [
         {"EventBusName": name, "Source": SOURCE_FAL_INVOKER, "DetailType": "JobStatusChanged", "Detail": d}
         for d in details
     ]
     for start in range(0, len(entries), 10):
         assert events_api.put_events(Entries=entries[start : start + 10])["FailedEntryCount"] == 0
     # When the queue's messages reach the handler as Lambda would hand them over
-    messages: list[dict[str, Any]] = []
+    messages: list[Any] = []
     deadline = time.monotonic() + 30
     while len(messages) < len(entries) and time.monotonic() < deadline:
         got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
@@ -71,7 +71,7 @@ def test_eventbridge_to_sqs_deliveries_are_projected(
     try:
         response = projector.lambda_handler(
             batch(*(record(m["Body"], m["MessageId"]) for m in messages)),
-            FakeContext(),  # type: ignore[arg-type]
+            FakeContext(),
         )
     finally:
         projector.dependencies.cache_clear()
