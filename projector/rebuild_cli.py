@@ -270,7 +270,7 @@ def replay_summary(status: ReplayStatus, target: ReplayTarget | None) -> object:
 
     table = Table(title=f"Replay {status.name}", show_header=False)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # ARNs wrap whole, never cut with an ellipsis
     colour = "green" if status.succeeded else "red"
     state = f"[{colour}]{status.state}[/]" + (f" ({escape(status.reason)})" if status.reason else "")
     table.add_row("State", state)
@@ -352,7 +352,7 @@ def file_summary(summary: FileSummary, path: Path, table_name: str, batch_size: 
 
     table = Table(title=f"Rebuild of {table_name}", show_header=False)
     table.add_column(style="bold")
-    table.add_column(justify="right")
+    table.add_column(justify="right", overflow="fold")
     table.add_row("File", str(path))
     table.add_row("Events read", str(summary.events))
     table.add_row("Applied", str(summary.applied))
