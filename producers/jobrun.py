@@ -185,7 +185,7 @@ class RunnerConfig:
     max_attempts: int = 3
     retry_base_seconds: float = 1.0
     deadline_margin_seconds: float = 20.0
-    flush_seconds: float = 0.08
+    flush_seconds: float = 0.05
     idempotency_expiry_seconds: int = 2 * 24 * 3600
 
 

@@ -22,7 +22,7 @@ class ProducerSettings(Settings):
     fal_key_secret_arn: str | None = None
     # How long a handler may wait, at its end, for status events still being sent; after it
     # they go to the outbox. The job's added latency stays under ~100 ms even with the bus down.
-    status_flush_seconds: float = Field(default=0.08, gt=0, le=5)
+    status_flush_seconds: float = Field(default=0.05, gt=0, le=5)
     # How long SubmitJobFn retries its PutEvents before answering 503.
     submit_publish_seconds: float = Field(default=0.5, gt=0, le=10)
     # FalInvokerFn: the wait on Fal ends this long before Lambda would kill the function, so

@@ -1,0 +1,413 @@
+"""What status publishing adds to a job: StatusPublisher on a moto bus vs direct UpdateItem on DynamoDB Local.
+
+Each job runs QUEUED → (simulated Fal submit) → PROCESSING → (simulated Fal wait) → COMPLETED,
+then flushes, as FalInvokerFn does. The figure per job is the wall time spent in publishing
+calls (the three emits and the final flush, including any hand-over to the outbox); the Fal
+sleeps are not counted. Four conditions for each way:
+
+- healthy: moto server's EventBridge (rule → SQS, so delivered events are counted) /
+  DynamoDB Local;
+- unreachable: a closed port on 127.0.0.1;
+- throttled: every call answered HTTP 400 ThrottlingException (ProvisionedThroughputExceeded
+  for DynamoDB), injected as a botocore `before-send` response, so botocore parses it as real;
+- half failing: each PutEvents entry fails (InternalFailure) with probability 1/2, the rest
+  really delivered / each UpdateItem attempt throttled with probability 1/2.
+
+The direct way is the seeds': one UpdateItem per transition on a default boto3 client
+(standard retry mode, 3 attempts, 60 s timeouts); a write that still fails raises, which in
+the seeds' code fails the job. Its fault runs put all jobs in flight at once (each job's
+writes still in order), because botocore's backoff makes each faulty call last seconds and
+200 of them one after another would take an hour; its healthy run is sequential, like ours.
+
+Usage: .venv/bin/python bench/producers.py [--jobs 200] [--fal-ms 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import fake_aws_environment, print_table, verdict
+
+HEALTHY_P99_MS = 5.0
+FAULT_P99_MS = 100.0
+FLUSH_SECONDS = 0.05  # the producers' default STATUS_FLUSH_SECONDS
+BUS = "jobs-bench"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+def inject_error(client: Any, operation: str, code: str, *, probability: float = 1.0, seed: int = 7) -> None:
+    """Answer `operation` with HTTP 400 `code` (with `probability`), before anything is sent."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    service_id = client.meta.service_model.service_id.hyphenize()
+
+    def respond(request: Any, **_: Any) -> Any:
+        with lock:
+            fail = rng.random() < probability
+        if not fail:
+            return None
+        body = json.dumps({"__type": code, "message": "injected by bench/producers.py"}).encode()
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+        headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        return AWSResponse(request.url, 400, headers, _Raw(body))
+
+    client.meta.events.register(f"before-send.{service_id}.{operation}", respond)
+
+
+class HalfFailingEvents:
+    """An EventBridge client where each entry fails (InternalFailure) with probability 1/2."""
+
+    def __init__(self, client: Any, seed: int = 11) -> None:
+        self._client = client
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def put_events(self, *, Entries: Sequence[Any]) -> Any:  # `Entries`: boto3's name
+        with self._lock:
+            fail = [self._rng.random() < 0.5 for _ in Entries]
+        passing = [e for e, f in zip(Entries, fail, strict=True) if not f]
+        real = iter(self._client.put_events(Entries=passing)["Entries"]) if passing else iter(())
+        results = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} if f else next(real) for f in fail
+        ]
+        return {"FailedEntryCount": sum(1 for r in results if "ErrorCode" in r), "Entries": results}
+
+
+@dataclass
+class Outcome:
+    """One scenario's figures."""
+
+    way: str
+    scenario: str
+    per_job_ms: list[float]
+    finished: int
+    events: int
+    delivered: int
+    fallback: int | None
+    lost: int
+
+    def row(self, jobs: int) -> list[object]:
+        p50, p99 = percentile(self.per_job_ms, 50), percentile(self.per_job_ms, 99)
+        target = HEALTHY_P99_MS if self.scenario == "healthy" else FAULT_P99_MS
+        met = p99 <= target and self.finished == jobs and self.lost == 0
+        return [
+            self.way,
+            self.scenario,
+            f"{p50:.2f}",
+            f"{p99:.2f}",
+            f"{max(self.per_job_ms):.1f}",
+            f"{100 * self.finished / jobs:.0f}%",
+            self.events,
+            self.delivered,
+            "-" if self.fallback is None else self.fallback,
+            self.lost,
+            f"≤{target:g}",
+            verdict(met),
+        ]
+
+
+def drain(sqs: Any, url: str) -> list[str]:
+    """Every eventId in a queue (message bodies are EventBridge events or outbox entries)."""
+    ids: list[str] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return ids
+        for message in messages:
+            body = json.loads(message["Body"])
+            detail = body["detail"] if "detail" in body else json.loads(body["Detail"])
+            ids.append(detail["eventId"])
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+
+
+def run_publisher(
+    scenario: str, events_client: Any, sqs: Any, queues: dict[str, str], jobs: int, fal_seconds: float
+) -> Outcome:
+    """Run `jobs` jobs through one StatusPublisher (one Lambda container), one after another."""
+    from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
+    from producers.publisher import JobRef, SqsOutbox, StatusPublisher
+
+    publisher = StatusPublisher(
+        events_client, SqsOutbox(sqs, queues["outbox"]), bus_name=BUS, source=SOURCE_FAL_INVOKER
+    )
+    emitted: set[str] = set()
+    per_job: list[float] = []
+    finished = 0
+    for n in range(jobs):
+        job = JobRef(f"bench-{scenario.replace(' ', '-')}-{n}", "bench-user", utc_now())
+        spent = 0.0
+        start = time.perf_counter()
+        emitted.add(publisher.emit(job, Status.QUEUED).event.event_id)
+        spent += time.perf_counter() - start
+        time.sleep(fal_seconds / 5)  # the Fal submit
+        start = time.perf_counter()
+        started_at = utc_now()
+        emitted.add(publisher.emit(job, Status.PROCESSING, started_at=started_at).event.event_id)
+        spent += time.perf_counter() - start
+        time.sleep(fal_seconds)  # the Fal wait
+        start = time.perf_counter()
+        item = publisher.emit(
+            job, Status.COMPLETED, started_at=started_at, output_url=f"https://cdn.test/{n}.mp4"
+        )
+        emitted.add(item.event.event_id)
+        publisher.flush(time.monotonic() + FLUSH_SECONDS)
+        spent += time.perf_counter() - start
+        per_job.append(spent * 1000)
+        finished += 1
+    publisher.close()
+    delivered, outboxed = set(drain(sqs, queues["delivered"])), set(drain(sqs, queues["outbox"]))
+    return Outcome(
+        "publisher",
+        scenario,
+        per_job,
+        finished,
+        len(emitted),
+        len(emitted & delivered),
+        len(emitted & outboxed),
+        len(emitted - delivered - outboxed),
+    )
+
+
+def run_direct(
+    scenario: str, client: Any, table: str, jobs: int, fal_seconds: float, concurrent: bool
+) -> Outcome:
+    """The seeds' way: an UpdateItem per transition; a failed write fails the job."""
+    from jobstatus.events import utc_now
+
+    lock = threading.Lock()
+    per_job: list[float] = []
+    counts = {"finished": 0, "delivered": 0, "lost": 0}
+
+    def one(n: int) -> None:
+        job_id = f"direct-{scenario}-{n}"
+        spent = 0.0
+        ok = True
+        for status, pause in (("QUEUED", fal_seconds / 5), ("PROCESSING", fal_seconds), ("COMPLETED", 0.0)):
+            start = time.perf_counter()
+            try:
+                client.update_item(
+                    TableName=table,
+                    Key={"jobId": {"S": job_id}},
+                    UpdateExpression="SET #s = :s, updatedAt = :u",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":s": {"S": status}, ":u": {"S": utc_now()}},
+                )
+                with lock:
+                    counts["delivered"] += 1
+            except Exception:  # the seeds' code lets it fail the job; later transitions never happen
+                with lock:
+                    counts["lost"] += 1
+                ok = False
+            spent += time.perf_counter() - start
+            if not ok:
+                break
+            time.sleep(pause)
+        with lock:
+            per_job.append(spent * 1000)
+            counts["finished"] += ok
+
+    if concurrent:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(one, range(jobs)))
+    else:
+        for n in range(jobs):
+            one(n)
+    return Outcome(
+        "direct",
+        scenario,
+        per_job,
+        counts["finished"],
+        jobs * 3,
+        counts["delivered"],
+        None,
+        jobs * 3 - counts["delivered"],
+    )
+
+
+def wait_for_port(port: int, seconds: float = 30.0) -> None:
+    """Wait until something listens on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"moto server did not start on port {port}")
+
+
+def put_once_ms(client: Any) -> float:
+    """One synchronous PutEvents of one entry to the bus, in ms: the floor of a delivered flush."""
+    entry = {"Source": "bench", "DetailType": "Reference", "Detail": "{}", "EventBusName": BUS}
+    start = time.perf_counter()
+    client.put_events(Entries=[entry])
+    return (time.perf_counter() - start) * 1000
+
+
+def setup_moto(endpoint: str) -> tuple[Any, dict[str, str]]:
+    """A bus with a rule delivering every JobStatusChanged to a queue, and the outbox queue."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint)
+    events = boto3.client("events", endpoint_url=endpoint)
+    events.create_event_bus(Name=BUS)
+    delivered = sqs.create_queue(QueueName="bench-delivered")["QueueUrl"]
+    outbox = sqs.create_queue(QueueName="bench-outbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=delivered, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="to-delivered", EventBusName=BUS, EventPattern=json.dumps({"detail-type": ["JobStatusChanged"]})
+    )
+    events.put_targets(Rule="to-delivered", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+    return sqs, {"delivered": delivered, "outbox": outbox}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every scenario and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--fal-ms", type=float, default=10.0, help="simulated Fal wait per job")
+    args = parser.parse_args(argv)
+    fake_aws_environment()
+    os.environ.setdefault("COLUMNS", "150")  # the table is wide; rich reads COLUMNS
+
+    import boto3
+
+    from bench.common import create_jobs_table, dynamodb_local
+    from local.dynamodb_local import free_port
+    from local.template import Template
+    from producers.aws import FAST_FAIL
+
+    fal = args.fal_ms / 1000
+    closed = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    # Its own process: an in-process moto server would take the GIL from the code being measured.
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
+    rows: list[list[object]] = []
+    wall = time.perf_counter()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        sqs, queues = setup_moto(endpoint)
+
+        def events_on(url: str) -> Any:
+            return boto3.client("events", endpoint_url=url, config=FAST_FAIL)
+
+        throttled_events = events_on(endpoint)
+        inject_error(throttled_events, "PutEvents", "ThrottlingException")
+        publisher_runs: list[tuple[str, Callable[[], Any]]] = [
+            ("healthy", lambda: events_on(endpoint)),
+            ("unreachable", lambda: events_on(closed)),
+            ("throttled", lambda: throttled_events),
+            ("half failing", lambda: HalfFailingEvents(events_on(endpoint))),
+        ]
+        floor = [put_once_ms(events_on(endpoint)) for _ in range(args.jobs)]
+        for scenario, make in publisher_runs:
+            rows.append(run_publisher(scenario, make(), sqs, queues, args.jobs, fal).row(args.jobs))
+
+        rows.append(
+            [
+                "reference",
+                "1 PutEvents, no publisher",
+                f"{percentile(floor, 50):.2f}",
+                f"{percentile(floor, 99):.2f}",
+                f"{max(floor):.1f}",
+                "",
+                args.jobs,
+                "",
+                "",
+                "",
+                "",
+                "floor of 'healthy'",
+            ]
+        )
+        with dynamodb_local() as ddb_endpoint:
+            template = Template.read(Stage="bench")
+            healthy = boto3.client("dynamodb", endpoint_url=ddb_endpoint)  # the seeds' default client
+            table = create_jobs_table(healthy, template)
+            throttled_ddb = boto3.client("dynamodb", endpoint_url=ddb_endpoint)
+            inject_error(throttled_ddb, "UpdateItem", "ProvisionedThroughputExceededException")
+            half_ddb = boto3.client("dynamodb", endpoint_url=ddb_endpoint)
+            inject_error(half_ddb, "UpdateItem", "ProvisionedThroughputExceededException", probability=0.5)
+            direct_runs = [
+                ("healthy", healthy, False),
+                ("unreachable", boto3.client("dynamodb", endpoint_url=closed), True),
+                ("throttled", throttled_ddb, True),
+                ("half failing", half_ddb, True),
+            ]
+            for scenario, client, concurrent in direct_runs:
+                rows.append(run_direct(scenario, client, table, args.jobs, fal, concurrent).row(args.jobs))
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+
+    print(
+        "publisher = StatusPublisher → EventBridge (moto server), outbox on SQS; direct = the seeds' "
+        "UpdateItem per transition on DynamoDB Local. landed = events on the bus (counted from the rule's "
+        "queue) or items written; outbox = undelivered events found in the outbox queue; lost = in neither. "
+        "The target holds when p99 ≤ its bound, every job finishes and nothing is lost."
+    )
+    print_table(
+        f"Status publishing added per job (QUEUED → PROCESSING → COMPLETED, simulated Fal "
+        f"{args.fal_ms:g} ms, flush budget {FLUSH_SECONDS * 1000:g} ms), {args.jobs} jobs per row; run took "
+        f"{time.perf_counter() - wall:.0f} s",
+        [
+            "way",
+            "condition",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "finished",
+            "events",
+            "landed",
+            "outbox",
+            "lost",
+            "p99 target",
+            "target",
+        ],
+        rows,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
