@@ -42,6 +42,10 @@ LOCAL_USER_POOL_ARN: Final = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{
 # Concurrent invocations per SQS event source when the template sets no MaximumConcurrency: Lambda
 # scales out, and a single thread would run the invoker's long jobs one after another.
 DEFAULT_POLLER_CONCURRENCY: Final = 4
+# The producers' deadlines are tuned for AWS (PutEvents answers in milliseconds there). moto and
+# DynamoDB Local on a busy laptop can take longer than a second, so the local stack gives them
+# more time unless these variables are set already. Only the deadlines change, not the code.
+LOCAL_DEADLINES: Final = {"SUBMIT_PUBLISH_SECONDS": "5", "STATUS_FLUSH_SECONDS": "2"}
 
 
 @dataclass
@@ -306,8 +310,10 @@ class LocalStack:
         if not self.config.verbose:
             merged["POWERTOOLS_LOG_LEVEL"] = "WARNING"
             merged["POWERTOOLS_METRICS_DISABLED"] = "true"
-        merged.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         merged["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
+        for name, value in LOCAL_DEADLINES.items():
+            if name not in os.environ:
+                merged[name] = value
         for name, value in merged.items():
             self._set_env(name, value)
 
