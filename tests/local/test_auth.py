@@ -120,7 +120,9 @@ def test_a_token_without_sub_is_refused(key: SigningKey, authorizer: Authorizer)
 
 
 def test_an_hs256_token_is_refused(key: SigningKey, authorizer: Authorizer) -> None:
-    token = jwt.encode({"sub": "x"}, "secret", algorithm="HS256", headers={"kid": key.kid})
+    token = jwt.encode(
+        {"sub": "x"}, "a-shared-secret-of-at-least-32-bytes!", algorithm="HS256", headers={"kid": key.kid}
+    )
     with pytest.raises(Unauthorized):
         authorizer.claims_of(f"Bearer {token}")
 
