@@ -144,6 +144,8 @@ def run(
                     break
                 sleep(POLL_SECONDS)
     elapsed = time.monotonic() - started
+    if not console.is_terminal:
+        console.line()  # Live leaves its last frame without a newline when not on a terminal
     console.print(summary(tracked, elapsed))
     if not all(job.done for job in tracked):
         console.print(f"[bold red]demo:[/] gave up after {timeout:.0f}s with jobs unfinished")

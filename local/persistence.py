@@ -138,13 +138,14 @@ def save_queues(
     Read from moto's in-process backend, because SQS has no API that returns messages in flight
     (a record whose function failed waits out its visibility timeout) and those must survive too.
     """
-    saved = 0
-    with path.open("w", encoding="utf-8") as out:
-        for queue in queues:
-            for body in _moto_queue_bodies(account, region, queue.name):
-                out.write(json.dumps({"queue": queue.logical_id, "body": body}) + "\n")
-                saved += 1
-    return saved
+    lines = [
+        json.dumps({"queue": queue.logical_id, "body": body}) + "\n"
+        for queue in queues
+        for body in _moto_queue_bodies(account, region, queue.name)
+    ]
+    if lines:
+        path.write_text("".join(lines), encoding="utf-8")
+    return len(lines)
 
 
 def restore_queues(sqs: SQSClient, queues: dict[str, QueueInfo], path: Path) -> int:

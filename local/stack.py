@@ -151,10 +151,13 @@ class LocalStack:
         self.engines = self._start_engines()
         self._point_botocore_at(self.engines)
         import boto3
+        from botocore.config import Config
 
+        # Every poller thread shares the SQS client: give it a connection for each of them.
+        pool = Config(max_pool_connections=64)
         self._clients = {
             "dynamodb": boto3.client("dynamodb", region_name=REGION),
-            "sqs": boto3.client("sqs", region_name=REGION),
+            "sqs": boto3.client("sqs", region_name=REGION, config=pool),
             "events": boto3.client("events", region_name=REGION),
         }
         self.resources = provision(

@@ -103,6 +103,7 @@ def test_queued_and_in_flight_messages_survive_a_restart(tmp_path: Path) -> None
             sqs.send_message(QueueUrl=url, MessageBody=body)
         sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)  # one of them in flight
         path = tmp_path / "queues.jsonl"
+        assert save_queues([], path) == 0 and not path.exists()  # nothing to keep: no file
         assert save_queues([queue], path) == 2
     with mock_aws():  # moto starts empty, as after a restart
         sqs = boto3.client("sqs", region_name="us-east-1")
