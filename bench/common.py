@@ -170,4 +170,4 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
         table.add_column(header, justify="left" if n == 0 else "right")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console(width=max(100, Console().width)).print(table)
+    Console(width=max(120, Console().width)).print(table)
