@@ -70,6 +70,9 @@ def test_jobstatus_local_runs_until_sigterm_and_cleans_up(
             "0.2",
             "--fal-failure-rate",
             "0",
+            # The handler modules imported here keep the log level they are imported with: keep the
+            # template's (INFO) so tests of those modules that run later see what they expect.
+            "--verbose",
         ]
     )
     helper.join(10)
