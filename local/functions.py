@@ -23,6 +23,10 @@ DEFAULT_MEMORY: Final = 128
 DEFAULT_SQS_BATCH_SIZE: Final = 10
 
 
+class FunctionTimeout(Exception):
+    """The function ran longer than its timeout; Lambda would have stopped it."""
+
+
 @dataclass(frozen=True)
 class SqsSource:
     """An SQS event source mapping: which queue feeds a function, and how."""

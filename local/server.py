@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from local.apigw import ProxyResponse, Route, find_route, paths_of, proxy_event
 from local.auth import ADMIN_GROUP, Authorizer, Unauthorized
+from local.functions import FunctionTimeout
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class Gateway:
         )
         try:
             result = self.invoke(route.function, event)
+        except FunctionTimeout:
+            log.warning("%s timed out on %s %s", route.function, method, path)
+            return ProxyResponse.error(504, "Endpoint request timed out")  # API Gateway's answer
         except Exception:
             log.exception("%s raised on %s %s", route.function, method, path)
             return ProxyResponse.error(502, "Internal server error")

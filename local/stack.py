@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from local.apigw import Route, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
 from local.dynamodb_local import DynamoDBLocal, free_port, java_available
-from local.functions import FunctionSpec, functions_from_template
+from local.functions import FunctionSpec, FunctionTimeout, functions_from_template
 from local.persistence import QUEUES_FILE, ArchiveKeeper, restore_queues, save_queues
 from local.poller import SqsPoller
 from local.resources import StackResources, provision
@@ -97,10 +98,31 @@ class FunctionRunner:
             self._handlers.clear()
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        """Call the function with `event` and a context whose clock runs down from its timeout."""
+        """Call the function with `event` and a context whose clock runs down from its timeout.
+
+        As Lambda does, an invocation still running at its timeout is a failure
+        (`FunctionTimeout`): a poller's batch comes back after its visibility timeout, the API
+        answers 504. Python cannot stop the thread, so it finishes in the background.
+        """
         spec = self.specs[logical_id]
+        handler = self.handler(logical_id)
         context = spec.context()
-        return self.handler(logical_id)(event, context)
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = handler(event, context)
+            except BaseException as error:  # handed to the caller's thread below
+                outcome["error"] = error
+
+        worker = threading.Thread(target=run, name=f"{logical_id}-{context.aws_request_id[:8]}", daemon=True)
+        worker.start()
+        worker.join(spec.timeout)
+        if worker.is_alive():
+            raise FunctionTimeout(f"{logical_id} timed out after {spec.timeout} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("result")
 
 
 class LocalStack:
@@ -147,6 +169,7 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
+        self._check_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.engines = self._start_engines()
         self._point_botocore_at(self.engines)
@@ -215,6 +238,19 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _check_port(self) -> None:
+        # Before anything starts: a taken port should cost a second, not DynamoDB Local's start-up.
+        if not self.config.port:
+            return
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", self.config.port))
+            except OSError as error:
+                raise OSError(
+                    f"port {self.config.port} on 127.0.0.1 is in use; choose another: PORT=3001 make run"
+                ) from error
 
     # --- engines -----------------------------------------------------------------------------
 

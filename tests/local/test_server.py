@@ -171,3 +171,13 @@ def test_a_body_over_api_gateways_limit_is_413(key: SigningKey) -> None:
             assert raw.recv(100).startswith(b"HTTP/1.1 413")
     finally:
         server.stop()
+
+
+def test_a_function_past_its_timeout_is_api_gateways_504(key: SigningKey) -> None:
+    from local.functions import FunctionTimeout
+
+    answer = gateway(key, Recorder(error=FunctionTimeout("GetJobFn timed out"))).handle(
+        "GET", "/v1/jobs/abc", bearer(key), b""
+    )
+    assert answer.status == 504
+    assert json.loads(answer.body) == {"message": "Endpoint request timed out"}
