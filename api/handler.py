@@ -4,9 +4,12 @@ API Gateway REST proxy events behind the Cognito authorizer, routed by Powertool
 `APIGatewayRestResolver`. Thin: read the claims and parameters, apply `api.core`, read through
 `api.store.JobReader`. Every answer that is not a success carries `{"error": {"code", "message"}}`.
 
-Cold start is a budget (bench/api.py measures it): no Tracer (X-Ray SDK, about 0.27 s here) and
-no request-validation middleware (about 50 ms); parameters are checked by `api.core` and the
-OpenAPI document is built by `api.openapi` from the same definitions.
+Cold start is a budget (bench/api.py measures it against `import boto3; boto3.client("dynamodb")`
+and prints what each left-out import would add): no Tracer (X-Ray SDK) and no request-validation
+middleware (parameters are checked by `api.core`; `api.openapi` builds the document from the same
+definitions and is not imported here); settings without pydantic (`api.settings`); botocore's
+DynamoDB client without boto3, and items read without `jobstatus.codec` (`api.store`).
+`tests/api/test_store_settings.py` fails when any of them comes back on this path.
 CORS is ours too: Powertools' CORS never sends `Vary: Origin` and, with no origins
 configured, allows `*`.
 """
@@ -21,13 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
+from botocore.session import Session
 
 from api.core import (
     INTERNAL_ERROR,
@@ -85,16 +88,19 @@ class Dependencies:
 
 
 def dynamodb_client() -> DynamoDBClient:
-    """A DynamoDB client (its endpoint from `AWS_ENDPOINT_URL*`), with timeouts for a 30 s API."""
+    """A DynamoDB client (its endpoint from `AWS_ENDPOINT_URL*`), with timeouts for a 30 s API.
+
+    botocore's own, not `boto3.client`: the same client (boto3 adds nothing to a DynamoDB
+    client), without importing boto3 and s3transfer at cold start.
+    """
     config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
-    client: DynamoDBClient = boto3.client("dynamodb", config=config)
-    return client
+    return cast("DynamoDBClient", Session().create_client("dynamodb", config=config))
 
 
 @functools.cache
 def dependencies() -> Dependencies:
     """The production dependencies, built once per container on first use (tests set env first)."""
-    settings = ApiSettings()
+    settings = ApiSettings.from_env()
     return Dependencies(
         settings=settings,
         jobs=JobReader(dynamodb_client(), settings.jobs_table_name),

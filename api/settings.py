@@ -1,34 +1,82 @@
-"""GetJobFn's settings: the shared ones plus the key that signs list cursors."""
+"""GetJobFn's settings: a typed, frozen model read once from the environment (DESIGN §5).
+
+Not the shared pydantic-settings `jobstatus.settings.Settings`: pydantic and pydantic-settings
+cost this function's cold start about 77 ms (bench/api.py), more than a third of the margin it
+has over boto3's own import. The same variables, names, defaults and rules, checked here by
+hand; a contract test keeps them equal to the shared model.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final
-
-from pydantic import SecretStr, model_validator
-
-from jobstatus.settings import Settings
 
 # Only stages that never face the internet may sign cursors with a key anyone can read here.
 LOCAL_STAGES: Final = frozenset({"dev", "test", "local"})
 DEV_CURSOR_SIGNING_KEY: Final = "jobstatus-local-cursor-signing-key"  # public: local stages only
 MIN_KEY_LENGTH: Final = 16
+# As in `jobstatus.settings` (a contract test keeps them equal).
+DEFAULT_STAGE: Final = "dev"
+DEFAULT_JOBS_TABLE_NAME: Final = "Jobs-dev"
+DEFAULT_JOB_TTL_DAYS: Final = 30
+JOB_TTL_DAYS_RANGE: Final = (1, 3650)
+DEFAULT_ALLOWED_ORIGINS: Final = ("https://admin.deepfoundai.com", "https://video.deepfoundai.com")
 
 
-class ApiSettings(Settings):
-    """Settings of GetJobFn (`CURSOR_SIGNING_KEY` besides the shared ones)."""
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
 
-    cursor_signing_key: SecretStr | None = None
 
-    @model_validator(mode="after")
-    def _key_outside_local_stages(self) -> ApiSettings:
+def split_origins(value: str) -> tuple[str, ...]:
+    """The origins of a comma-separated `ALLOWED_ORIGINS` value, blanks dropped."""
+    return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+
+
+def _integer(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {value!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """GetJobFn's settings: `STAGE, JOBS_TABLE_NAME, JOB_TTL_DAYS, ALLOWED_ORIGINS, CURSOR_SIGNING_KEY`."""
+
+    stage: str = DEFAULT_STAGE
+    jobs_table_name: str = DEFAULT_JOBS_TABLE_NAME
+    job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
+    allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
+    cursor_signing_key: str | None = field(default=None, repr=False)  # a secret: never in logs
+
+    def __post_init__(self) -> None:
+        low, high = JOB_TTL_DAYS_RANGE
+        if not low <= self.job_ttl_days <= high:
+            raise SettingsError(f"JOB_TTL_DAYS must be from {low} to {high}, got {self.job_ttl_days}")
         key = self.cursor_signing_key
         if key is None and self.stage not in LOCAL_STAGES:
-            raise ValueError(f"CURSOR_SIGNING_KEY is required in stage {self.stage!r}")
-        if key is not None and len(key.get_secret_value()) < MIN_KEY_LENGTH:
-            raise ValueError(f"CURSOR_SIGNING_KEY must have at least {MIN_KEY_LENGTH} characters")
-        return self
+            raise SettingsError(f"CURSOR_SIGNING_KEY is required in stage {self.stage!r}")
+        if key is not None and len(key) < MIN_KEY_LENGTH:
+            raise SettingsError(f"CURSOR_SIGNING_KEY must have at least {MIN_KEY_LENGTH} characters")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        """The settings from environment variables (names case-insensitive); SettingsError when invalid."""
+        source = os.environ if environ is None else environ
+        env = {name.lower(): value for name, value in source.items()}
+        ttl = env.get("job_ttl_days")
+        origins = env.get("allowed_origins")
+        return cls(
+            stage=env.get("stage", DEFAULT_STAGE),
+            jobs_table_name=env.get("jobs_table_name", DEFAULT_JOBS_TABLE_NAME),
+            job_ttl_days=DEFAULT_JOB_TTL_DAYS if ttl is None else _integer("JOB_TTL_DAYS", ttl),
+            allowed_origins=DEFAULT_ALLOWED_ORIGINS if origins is None else split_origins(origins),
+            cursor_signing_key=env.get("cursor_signing_key"),
+        )
 
     def cursor_key(self) -> bytes:
         """The HMAC key of list cursors (the public dev default in local stages)."""
         key = self.cursor_signing_key
-        return (key.get_secret_value() if key is not None else DEV_CURSOR_SIGNING_KEY).encode()
+        return (key if key is not None else DEV_CURSOR_SIGNING_KEY).encode()

@@ -1,18 +1,30 @@
-"""The DynamoDB adapter's edges (throttling, other errors) and GetJobFn's settings."""
+"""The DynamoDB adapter's edges (throttling, other errors, reading items) and GetJobFn's settings."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from pydantic import ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api import handler
-from api.settings import DEV_CURSOR_SIGNING_KEY, ApiSettings
-from api.store import JobReader, StoreUnavailable
+from api.settings import DEFAULT_ALLOWED_ORIGINS, DEV_CURSOR_SIGNING_KEY, ApiSettings, SettingsError
+from api.store import JobReader, StoreUnavailable, from_attribute_value, from_item
+from jobstatus import codec
+from jobstatus.settings import Settings
 
 pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "k" * 32
 
 
 def stubbed_reader():
@@ -38,30 +50,177 @@ def test_other_client_errors_pass_through():
         reader.get("job-1")
 
 
-def test_settings_dev_default_key_only_in_local_stages(monkeypatch):
-    monkeypatch.delenv("CURSOR_SIGNING_KEY", raising=False)
-    assert ApiSettings(stage="dev").cursor_key() == DEV_CURSOR_SIGNING_KEY.encode()
-    with pytest.raises(ValidationError, match="CURSOR_SIGNING_KEY is required"):
-        ApiSettings(stage="prod")
-    monkeypatch.setenv("CURSOR_SIGNING_KEY", "k" * 32)
+# --- items: read as the projector's codec reads them ---------------------------------------------
+
+# What the projector writes: JSON-like values in DynamoDB's number range (its codec turns floats
+# into Decimal on the way in).
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x == 0 or 1e-120 < abs(x) < 1e120)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=6))
+def test_items_read_as_the_projector_codec_reads_them(values):
+    item = codec.to_item(values)
+    assert from_item(item) == codec.from_item(item)
+
+
+def test_numbers_integral_as_int_others_as_float():
+    item = {"a": {"N": "3"}, "b": {"N": "3.0"}, "c": {"N": "1E+2"}, "d": {"N": "0.1"}, "e": {"N": "-2.5"}}
+    values = from_item(item)
+    assert values == {"a": 3, "b": 3, "c": 100, "d": 0.1, "e": -2.5}
+    assert [type(v) for v in values.values()] == [int, int, int, float, float]
+
+
+def test_sets_and_binaries_read_as_python_sets_and_bytes():
+    # The projector never writes them; read all the same rather than fail on someone else's item.
+    assert from_attribute_value({"SS": ["a", "b"]}) == {"a", "b"}
+    assert from_attribute_value({"NS": ["1", "1.5"]}) == {1, 1.5}
+    assert from_attribute_value({"BS": [b"x"]}) == {b"x"}
+    assert from_attribute_value({"B": b"\x00"}) == b"\x00"
+    assert codec.from_item({"n": {"NS": ["1"]}}) == {"n": {Decimal(1)}}  # the codec's own, for the record
+
+
+def test_unknown_attribute_type_is_refused():
+    with pytest.raises(ValueError, match="unknown DynamoDB attribute type 'X'"):
+        from_attribute_value({"X": "?"})
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def test_settings_dev_default_key_only_in_local_stages():
+    assert ApiSettings.from_env({}).cursor_key() == DEV_CURSOR_SIGNING_KEY.encode()
+    assert ApiSettings(stage="test").cursor_key() == DEV_CURSOR_SIGNING_KEY.encode()
+    with pytest.raises(SettingsError, match="CURSOR_SIGNING_KEY is required in stage 'prod'"):
+        ApiSettings.from_env({"STAGE": "prod"})
+    with pytest.raises(SettingsError, match="at least 16 characters"):
+        ApiSettings.from_env({"CURSOR_SIGNING_KEY": "short"})
+
+
+def test_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CURSOR_SIGNING_KEY", KEY)
     monkeypatch.setenv("STAGE", "prod")
-    monkeypatch.setenv("ALLOWED_ORIGINS", "https://a.example, https://b.example")
-    settings = ApiSettings()
-    assert settings.cursor_key() == b"k" * 32
-    assert settings.allowed_origins == ("https://a.example", "https://b.example")
-    assert "k" * 32 not in repr(settings)
-    with pytest.raises(ValidationError, match="at least"):
-        ApiSettings(cursor_signing_key="short")
+    monkeypatch.setenv("JOBS_TABLE_NAME", "Jobs-prod")
+    monkeypatch.setenv("JOB_TTL_DAYS", "7")
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://a.example, https://b.example,,")
+    settings = ApiSettings.from_env()
+    assert settings == ApiSettings(
+        stage="prod",
+        jobs_table_name="Jobs-prod",
+        job_ttl_days=7,
+        allowed_origins=("https://a.example", "https://b.example"),
+        cursor_signing_key=KEY,
+    )
+    assert settings.cursor_key() == KEY.encode()
+    assert KEY not in repr(settings)
+    with pytest.raises(AttributeError):
+        settings.stage = "dev"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JOB_TTL_DAYS": "thirty"}, "JOB_TTL_DAYS must be an integer, got 'thirty'"),
+        ({"JOB_TTL_DAYS": "0"}, "JOB_TTL_DAYS must be from 1 to 3650, got 0"),
+        ({"JOB_TTL_DAYS": "3651"}, "JOB_TTL_DAYS must be from 1 to 3650, got 3651"),
+        ({"STAGE": "staging"}, "CURSOR_SIGNING_KEY is required in stage 'staging'"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_variable_named(env, message):
+    with pytest.raises(SettingsError, match=message):
+        ApiSettings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"STAGE": "local", "JOBS_TABLE_NAME": "Jobs-x", "JOB_TTL_DAYS": " 12 ", "ALLOWED_ORIGINS": ""},
+        {"stage": "test", "jobs_table_name": "lower", "allowed_origins": "https://a.example"},
+        {"ALLOWED_ORIGINS": " https://a.example ,https://b.example ", "JOB_TTL_DAYS": "3650"},
+        {"STAGE": "prod", "CURSOR_SIGNING_KEY": KEY, "JOB_TTL_DAYS": "1"},
+    ],
+)
+def test_settings_agree_with_the_shared_settings_model(env, monkeypatch):
+    # The same variables, defaults and parsing as `jobstatus.settings.Settings`.
+    for name in ("STAGE", "JOBS_TABLE_NAME", "JOB_TTL_DAYS", "ALLOWED_ORIGINS", "CURSOR_SIGNING_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ours, shared = ApiSettings.from_env(), Settings()
+    assert (ours.stage, ours.jobs_table_name, ours.job_ttl_days, ours.allowed_origins) == (
+        shared.stage,
+        shared.jobs_table_name,
+        shared.job_ttl_days,
+        shared.allowed_origins,
+    )
+
+
+def test_defaults_are_the_shared_defaults():
+    shared = Settings.model_fields
+    assert shared["allowed_origins"].default == DEFAULT_ALLOWED_ORIGINS
+    assert ApiSettings.from_env({}).allowed_origins == DEFAULT_ALLOWED_ORIGINS
+    assert ApiSettings().job_ttl_days == shared["job_ttl_days"].default
+
+
+# --- dependencies and what the cold start imports -------------------------------------------------
 
 
 def test_dependencies_are_built_from_the_environment(monkeypatch):
     monkeypatch.setenv("JOBS_TABLE_NAME", "Jobs-from-env")
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     handler.dependencies.cache_clear()
     try:
         deps = handler.dependencies()
         assert deps.settings.jobs_table_name == "Jobs-from-env"
         assert deps.jobs._client.meta.endpoint_url == "http://127.0.0.1:1"
+        assert deps.jobs._client.meta.region_name == "eu-west-1"
+        assert vars(deps.jobs._client.meta.config)["read_timeout"] == 5
         assert handler.dependencies() is deps
     finally:
         handler.dependencies.cache_clear()
+
+
+# Costly packages GetJobFn's cold start does without (bench/api.py prints what each would add).
+KEPT_OUT = (
+    "pydantic",
+    "pydantic_settings",
+    "boto3",
+    "s3transfer",
+    "aws_xray_sdk",
+    "jobstatus",
+    "api.openapi",
+)
+COLD_START = f"""
+import json, sys
+import api.handler
+api.handler.dependencies()
+print(json.dumps(sorted({{k for n in sys.modules for k in {KEPT_OUT!r} if n == k or n.startswith(k + ".")}})))
+"""
+
+
+def test_cold_start_imports_none_of_the_costly_packages():
+    # Given a fresh interpreter (this one has them all imported already)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "STAGE": "prod",
+        "CURSOR_SIGNING_KEY": KEY,
+        "JOBS_TABLE_NAME": "Jobs-prod",
+    }
+    # When it does what Lambda's init and first request do before routing
+    result = subprocess.run(
+        [sys.executable, "-c", COLD_START], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    # Then none of them was imported
+    assert json.loads(result.stdout) == []
