@@ -414,3 +414,20 @@ def test_a_file_of_only_bad_lines():
     assert [p.line for p in summary.invalid] == [1, 3]
     assert summary.batches == 0
     assert summary.events == 0
+
+
+def test_a_file_that_ends_on_a_batch_boundary_or_is_empty():
+    events = history(2, seed=9, now=NOW, expired_jobs=0)[:4]
+    progress: list[int] = []
+    summary = apply_events(
+        lines_of(events),
+        FakeStore(),
+        batch_size=2,
+        ttl_days=30,
+        now=NOW.timestamp(),
+        on_progress=progress.append,
+    )
+    assert (summary.batches, progress) == (2, [2, 4])
+    empty = apply_events([], FakeStore(), batch_size=2, ttl_days=30, now=0, on_progress=progress.append)
+    assert (empty.batches, empty.events, empty.ok) == (0, 0, True)
+    assert progress == [2, 4]

@@ -159,3 +159,26 @@ def test_the_table_defaults_to_the_stage_when_jobs_table_name_is_unset(ddb, temp
         assert set(scan_items(ddb, name)) == {event.job_id}
     finally:
         ddb.delete_table(TableName=name)
+
+
+def test_local_reads_the_running_stacks_endpoints_and_table(
+    ddb, jobs_table, local_aws, tmp_path, monkeypatch
+):
+    # use_local_stack sets these in os.environ; monkeypatch puts them back after the test
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("JOBS_TABLE_NAME")
+    assert run("--local", str(tmp_path), "--from-file", str(tmp_path / "x.jsonl")) == 2
+
+    described = {
+        "endpoints": {"AWS_ENDPOINT_URL_DYNAMODB": local_aws["AWS_ENDPOINT_URL_DYNAMODB"]},
+        "region": "us-east-1",
+        "account": "123456789012",
+        "stage": "local",
+        "jobsTable": jobs_table,
+    }
+    (tmp_path / "stack.json").write_text(json.dumps(described))
+    event = history(1, seed=3, now=NOW, expired_jobs=0)[0]
+    path = write_file(tmp_path / "events.jsonl", [json.dumps(event.to_detail())])
+    assert run("--local", str(tmp_path), "--from-file", str(path)) == 0
+    assert set(scan_items(ddb, jobs_table)) == {event.job_id}
