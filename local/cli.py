@@ -73,7 +73,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo = subparsers.add_parser("demo", help="submit jobs to the local API and watch them finish")
     demo.add_argument("--jobs", type=int, default=10, help="how many jobs to submit (default 10)")
     demo.add_argument("--url", default=None, help="API base URL (default: http://127.0.0.1:$PORT)")
-    demo.add_argument("--token", default=None, help="bearer token (default: one for user demo)")
+    demo.add_argument(
+        "--token", default=None, help="bearer token (default: one for user dev, the status page's)"
+    )
     demo.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     demo.add_argument("--data-dir", help="where the local signing key is kept (default: .local)")
     demo.set_defaults(run=run_demo)
@@ -91,7 +93,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from local.demo import run
 
     url = args.url or f"http://127.0.0.1:{os.environ.get('PORT', DEFAULT_PORT)}"
-    token = args.token or issue_token(SigningKey.load_or_create(_data_dir(args.data_dir)), "demo")
+    # The status page shows the dev user's jobs: the demo's jobs appear there too.
+    token = args.token or issue_token(SigningKey.load_or_create(_data_dir(args.data_dir)), "dev")
     return run(url, token, jobs=args.jobs, timeout=args.timeout)
 
 

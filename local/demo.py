@@ -125,6 +125,9 @@ def run(
     ) as client:
         try:
             tracked = [submit(client, i) for i in range(jobs)]
+        except httpx.TransportError as error:
+            console.print(f"[bold red]demo:[/] nothing answers at {url} ({error}): is `make run` running?")
+            return 1
         except (DemoError, httpx.HTTPError) as error:
             console.print(f"[bold red]demo:[/] {error}")
             return 1

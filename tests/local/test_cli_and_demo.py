@@ -143,3 +143,11 @@ def test_rebuild_local_without_a_running_stack_says_so(
 ) -> None:
     assert main(["rebuild", "--local", str(tmp_path), "--since", "1h"]) == 2
     assert "make run" in capsys.readouterr().err
+
+
+def test_demo_says_when_nothing_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    assert demo.run("http://127.0.0.1:1", "t", jobs=1, transport=httpx.MockTransport(refuse)) == 1
+    assert "is `make run` running?" in " ".join(capsys.readouterr().out.split())
