@@ -191,9 +191,16 @@ def _caller_account(session: boto3.session.Session) -> str:
 
 
 def _template(stage: str) -> Template:
-    from local.template import Template
+    from local.template import TEMPLATE_PATH, Template
 
-    return Template.read(Stage=stage)
+    try:
+        return Template.read(Stage=stage)
+    except FileNotFoundError:
+        # An installed package has no template.yaml beside it: the names must come from flags.
+        raise RebuildError(
+            f"{TEMPLATE_PATH} not found: pass --archive-arn, --bus-arn and --rule-arn (replay) "
+            "or --table and --batch-size (from a file)"
+        ) from None
 
 
 def _confirm_cancel(console: Console) -> Callable[[str], bool]:
@@ -305,13 +312,14 @@ def rebuild_from_file(args: argparse.Namespace, console: Console) -> int:
     if not path.is_file():
         raise RebuildError(f"{path}: no such file")
     settings = Settings()
-    template = _template(args.stage or settings.stage)
-    table = args.table or (
-        settings.jobs_table_name
-        if "jobs_table_name" in settings.model_fields_set
-        else template.physical_name("JobsTable")
-    )
-    batch_size = args.batch_size or batch_size_of(template)
+    table = args.table
+    if table is None and "jobs_table_name" in settings.model_fields_set:
+        table = settings.jobs_table_name
+    batch_size = args.batch_size
+    if table is None or batch_size is None:
+        template = _template(args.stage or settings.stage)
+        table = table or template.physical_name("JobsTable")
+        batch_size = batch_size or batch_size_of(template)
     ttl_days = args.ttl_days or settings.job_ttl_days
     total_lines = _count_lines(path)
     store = JobStore(boto3.client("dynamodb", region_name=args.region), table, ttl_days)

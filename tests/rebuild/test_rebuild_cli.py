@@ -249,3 +249,14 @@ def test_interrupted_cli_run_says_how_to_follow_again(aws, monkeypatch, capsys):
     code = run("--since", "1d", "--stage", "detach", "--name", "r1", "--poll", "0")
     assert code == rebuild_cli.EXIT_INTERRUPTED
     assert "jobstatus rebuild --attach r1" in capsys.readouterr().err
+
+
+def test_without_template_yaml_the_names_must_be_flags(monkeypatch, tmp_path):
+    import local.template
+
+    def missing(**_):
+        raise FileNotFoundError("template.yaml")
+
+    monkeypatch.setattr(local.template.Template, "read", missing)
+    with pytest.raises(RebuildError, match="pass --archive-arn, --bus-arn and --rule-arn"):
+        rebuild_cli._template("prod")
