@@ -44,9 +44,9 @@ run: setup
 	$(BIN)/jobstatus local --port $(PORT)
 
 bench: setup
-	$(BIN)/python bench/projector.py
-	$(BIN)/python bench/producers.py
-	$(BIN)/python bench/api.py
+	$(BIN)/python -m bench.projector
+	$(BIN)/python -m bench.producers
+	$(BIN)/python -m bench.api
 
 openapi: $(STAMP)
 	$(BIN)/python -m api.openapi > openapi.json

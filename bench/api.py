@@ -1,6 +1,6 @@
 """Benchmark: GetJobFn's request latency on DynamoDB Local, and its cold init against boto3's floor.
 
-    .venv/bin/python bench/api.py [--requests 600] [--runs 15] [--step-runs 5]
+    .venv/bin/python -m bench.api [--requests 600] [--runs 15] [--step-runs 5]
 
 Latency: the handler called in-process with API Gateway REST proxy events (Cognito claims) on a
 table the projector's `JobStore` filled: GET of an own job (200), the same with a matching
@@ -32,9 +32,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     create_jobs_table,

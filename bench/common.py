@@ -1,10 +1,7 @@
 """What every benchmark needs: DynamoDB Local with the template's tables, request counts, a table.
 
-A benchmark is a script (`.venv/bin/python bench/NAME.py`, run by `make bench`). Run as a script,
-Python puts `bench/` first on `sys.path`, not the repository root, so each script starts with:
-
-    if __package__ in (None, ""):  # run as a script: make the repository root importable
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+A benchmark is a module run from the repository root (`.venv/bin/python -m bench.NAME`, as
+`make bench` runs it), so it imports the project the same way the tests do.
 
 Figures come from the run that prints them; nothing here is a constant someone measured once.
 """

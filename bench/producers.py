@@ -19,7 +19,7 @@ the seeds' code fails the job. Its fault runs put all jobs in flight at once (ea
 writes still in order), because botocore's backoff makes each faulty call last seconds and
 200 of them one after another would take an hour; its healthy run is sequential, like ours.
 
-Usage: .venv/bin/python bench/producers.py [--jobs 200] [--fal-ms 10]
+Usage: .venv/bin/python -m bench.producers [--jobs 200] [--fal-ms 10]
 """
 
 from __future__ import annotations
@@ -38,11 +38,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import fake_aws_environment, print_table, verdict
 

@@ -1,6 +1,6 @@
 """Benchmark: ProjectorFn against a naive one-write-per-event projector, on DynamoDB Local.
 
-    .venv/bin/python bench/projector.py [--events 20000] [--jobs-per-minute 4] [--seed 1]
+    .venv/bin/python -m bench.projector [--events 20000] [--jobs-per-minute 4] [--seed 1]
 
 About 20,000 deliveries (3-4 events per job, 30 % of deliveries duplicates) in the order a replay
 delivers them: minute by minute, in no particular order within a minute. They go through
@@ -19,18 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     RequestCounter,
