@@ -10,7 +10,7 @@ import argparse
 import os
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Final
@@ -172,7 +172,11 @@ def run_local(args: argparse.Namespace) -> int:
         print("local: starting DynamoDB Local, moto server, resources from template.yaml ...", flush=True)
         stack.start()
         print(banner(stack), flush=True)
-        threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt) or SIGTERM (_Stopped)
+        # Until Ctrl-C (KeyboardInterrupt) or SIGTERM (_Stopped). A signal may land on any of the
+        # stack's threads, and Python runs its handler only when the main thread next runs: so
+        # the main thread wakes twice a second instead of blocking for good.
+        while True:
+            time.sleep(0.5)
     except (KeyboardInterrupt, _Stopped):
         print("\nlocal: stopping ...", flush=True)
     except OSError as error:
