@@ -99,7 +99,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 class _Stopped(Exception):
-    """SIGTERM arrived."""
+    """SIGTERM (or SIGHUP, the terminal closing) arrived."""
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
@@ -166,7 +166,8 @@ def run_local(args: argparse.Namespace) -> int:
         use_dynamodb_local=not args.no_dynamodb_local,
         verbose=args.verbose,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    # SIGHUP too: closing the terminal must also save the archive and stop DynamoDB Local.
+    previous = {number: signal.signal(number, _raise_stopped) for number in (signal.SIGTERM, signal.SIGHUP)}
     stack = LocalStack(config)
     try:
         print("local: starting DynamoDB Local, moto server, resources from template.yaml ...", flush=True)
@@ -183,12 +184,15 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"local: cannot start: {error}", file=sys.stderr)
         return 1
     finally:
-        # A second Ctrl-C must not cut the shutdown short and leave DynamoDB Local's JVM behind.
+        # A second Ctrl-C or SIGTERM must not cut the shutdown short and leave the JVM behind.
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
         try:
             stack.stop()
         finally:
             signal.signal(signal.SIGINT, previous_int)
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     print("local: stopped.", flush=True)
     return 0
