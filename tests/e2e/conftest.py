@@ -103,9 +103,12 @@ class RunningStack:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """A running local stack with 20 % simulated Fal failures and 0.3 s Fal latency."""
+    """A running local stack with 20 % simulated Fal failures and 0.3 s Fal latency.
+
+    Shared by the e2e tests and stopped once they are done, not left idle for the rest of a run.
+    """
     running = RunningStack(tmp_path_factory.mktemp("e2e") / "data", free_port(), fal_failure_rate=0.2)
     running.start()
     try:
