@@ -2,8 +2,11 @@
 
 Each job runs QUEUED → (simulated Fal submit) → PROCESSING → (simulated Fal wait) → COMPLETED,
 then flushes, as FalInvokerFn does. The figure per job is the wall time spent in publishing
-calls (the three emits and the final flush, including any hand-over to the outbox); the Fal
-sleeps are not counted. Four conditions for each way:
+calls, split into the three emits (on the Fal workflow's critical path) and the final flush
+(including any hand-over to the outbox); the Fal sleeps are not counted. Between jobs, outside
+the timed region, the bus's target queue and the outbox are drained (moto's PutEvents slows down
+as a queue fills) and one plain PutEvents is timed: the reference row, under the same conditions.
+Four conditions for each way:
 
 - healthy: moto server's EventBridge (rule → SQS, so delivered events are counted) /
   DynamoDB Local;
@@ -25,6 +28,7 @@ Usage: .venv/bin/python -m bench.producers [--jobs 200] [--fal-ms 10]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -37,7 +41,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import fake_aws_environment, print_table, verdict
@@ -106,7 +110,7 @@ class HalfFailingEvents:
 
 @dataclass
 class Outcome:
-    """One scenario's figures."""
+    """One scenario's figures; `emit_ms`/`flush_ms` split `per_job_ms` (empty for the direct way)."""
 
     way: str
     scenario: str
@@ -116,6 +120,8 @@ class Outcome:
     delivered: int
     fallback: int | None
     lost: int
+    emit_ms: list[float] = field(default_factory=list)
+    flush_ms: list[float] = field(default_factory=list)
 
     def row(self, jobs: int) -> list[object]:
         p50, p99 = percentile(self.per_job_ms, 50), percentile(self.per_job_ms, 99)
@@ -124,8 +130,9 @@ class Outcome:
         return [
             self.way,
             self.scenario,
-            f"{p50:.2f}",
-            f"{p99:.2f}",
+            _p50_p99(self.emit_ms),
+            _p50_p99(self.flush_ms),
+            f"{p50:.2f} / {p99:.2f}",
             f"{max(self.per_job_ms):.1f}",
             f"{100 * self.finished / jobs:.0f}%",
             self.events,
@@ -135,6 +142,12 @@ class Outcome:
             f"≤{target:g}",
             verdict(met),
         ]
+
+
+def _p50_p99(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    return f"{percentile(values, 50):.2f} / {percentile(values, 99):.2f}"
 
 
 def drain(sqs: Any, url: str) -> list[str]:
@@ -155,9 +168,20 @@ def drain(sqs: Any, url: str) -> list[str]:
 
 
 def run_publisher(
-    scenario: str, events_client: Any, sqs: Any, queues: dict[str, str], jobs: int, fal_seconds: float
-) -> Outcome:
-    """Run `jobs` jobs through one StatusPublisher (one Lambda container), one after another."""
+    scenario: str,
+    events_client: Any,
+    sqs: Any,
+    queues: dict[str, str],
+    jobs: int,
+    fal_seconds: float,
+    floor_client: Any,
+) -> tuple[Outcome, list[float]]:
+    """Run `jobs` jobs through one StatusPublisher (one Lambda container), one after another.
+
+    Between jobs, outside the timed region, the delivered and outbox queues are drained (moto's
+    PutEvents slows down as the rule's target queue fills) and one synchronous PutEvents of one
+    entry is timed on `floor_client`: the floor under the same conditions, returned beside.
+    """
     from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
     from producers.publisher import JobRef, SqsOutbox, StatusPublisher
 
@@ -165,41 +189,56 @@ def run_publisher(
         events_client, SqsOutbox(sqs, queues["outbox"]), bus_name=BUS, source=SOURCE_FAL_INVOKER
     )
     emitted: set[str] = set()
-    per_job: list[float] = []
+    delivered: set[str] = set()
+    outboxed: set[str] = set()
+    emit_ms: list[float] = []
+    flush_ms: list[float] = []
+    floor: list[float] = []
     finished = 0
     for n in range(jobs):
         job = JobRef(f"bench-{scenario.replace(' ', '-')}-{n}", "bench-user", utc_now())
-        spent = 0.0
+        emits = 0.0
         start = time.perf_counter()
         emitted.add(publisher.emit(job, Status.QUEUED).event.event_id)
-        spent += time.perf_counter() - start
+        emits += time.perf_counter() - start
         time.sleep(fal_seconds / 5)  # the Fal submit
         start = time.perf_counter()
         started_at = utc_now()
         emitted.add(publisher.emit(job, Status.PROCESSING, started_at=started_at).event.event_id)
-        spent += time.perf_counter() - start
+        emits += time.perf_counter() - start
         time.sleep(fal_seconds)  # the Fal wait
         start = time.perf_counter()
         item = publisher.emit(
             job, Status.COMPLETED, started_at=started_at, output_url=f"https://cdn.test/{n}.mp4"
         )
+        emits += time.perf_counter() - start
         emitted.add(item.event.event_id)
+        start = time.perf_counter()
         publisher.flush(time.monotonic() + FLUSH_SECONDS)
-        spent += time.perf_counter() - start
-        per_job.append(spent * 1000)
+        flush_ms.append((time.perf_counter() - start) * 1000)
+        emit_ms.append(emits * 1000)
         finished += 1
+        # Outside the timed region: keep moto at its floor, and time the floor itself.
+        delivered.update(drain(sqs, queues["delivered"]))
+        outboxed.update(drain(sqs, queues["outbox"]))
+        floor.append(put_once_ms(floor_client))
     publisher.close()
-    delivered, outboxed = set(drain(sqs, queues["delivered"])), set(drain(sqs, queues["outbox"]))
-    return Outcome(
+    time.sleep(0.1)  # a call abandoned by a deadline may still land: count it
+    delivered.update(drain(sqs, queues["delivered"]))
+    outboxed.update(drain(sqs, queues["outbox"]))
+    outcome = Outcome(
         "publisher",
         scenario,
-        per_job,
+        [e + f for e, f in zip(emit_ms, flush_ms, strict=True)],
         finished,
         len(emitted),
         len(emitted & delivered),
         len(emitted & outboxed),
         len(emitted - delivered - outboxed),
+        emit_ms,
+        flush_ms,
     )
+    return outcome, floor
 
 
 def run_direct(
@@ -299,9 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--fal-ms", type=float, default=10.0, help="simulated Fal wait per job")
+    parser.add_argument("--publisher-only", action="store_true", help="leave out the direct way's rows")
     args = parser.parse_args(argv)
     fake_aws_environment()
-    os.environ.setdefault("COLUMNS", "150")  # the table is wide; rich reads COLUMNS
+    os.environ.setdefault("COLUMNS", "200")  # the table is wide; rich reads COLUMNS
     # One ERROR line per undelivered event would bury the table (the publisher still calls the logger).
     logging.disable(logging.ERROR)
 
@@ -339,28 +379,33 @@ def main(argv: list[str] | None = None) -> int:
             ("throttled", lambda: throttled_events),
             ("half failing", lambda: HalfFailingEvents(events_on(endpoint))),
         ]
-        floor = [put_once_ms(events_on(endpoint)) for _ in range(args.jobs)]
+        floor_client = events_on(endpoint)
+        floors: list[float] = []
         for scenario, make in publisher_runs:
-            rows.append(run_publisher(scenario, make(), sqs, queues, args.jobs, fal).row(args.jobs))
+            outcome, floor = run_publisher(scenario, make(), sqs, queues, args.jobs, fal, floor_client)
+            rows.append(outcome.row(args.jobs))
+            floors += floor
             print(f"publisher {scenario}: done at {time.perf_counter() - wall:.0f} s", file=sys.stderr)
-
         rows.append(
             [
                 "reference",
                 "1 PutEvents, no publisher",
-                f"{percentile(floor, 50):.2f}",
-                f"{percentile(floor, 99):.2f}",
-                f"{max(floor):.1f}",
-                "",
-                args.jobs,
                 "",
                 "",
+                f"{percentile(floors, 50):.2f} / {percentile(floors, 99):.2f}",
+                f"{max(floors):.1f}",
+                "",
+                len(floors),
                 "",
                 "",
-                "floor of 'healthy'",
+                "",
+                "",
+                "floor of a flush",
             ]
         )
-        with dynamodb_local() as ddb_endpoint:
+        with contextlib.nullcontext() if args.publisher_only else dynamodb_local() as ddb_endpoint:
+            if ddb_endpoint is None:
+                return _print(rows, args, wall)
             template = Template.read(Stage="bench")
             healthy = boto3.client("dynamodb", endpoint_url=ddb_endpoint)  # the seeds' default client
             table = create_jobs_table(healthy, template)
@@ -380,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         moto.terminate()
         moto.wait(timeout=10)
+    return _print(rows, args, wall)
 
+
+def _print(rows: list[list[object]], args: argparse.Namespace, wall: float) -> int:
     print(
         "publisher = StatusPublisher → EventBridge (moto server), outbox on SQS; direct = the seeds' "
         "UpdateItem per transition on DynamoDB Local. landed = events on the bus (counted from the rule's "
@@ -394,8 +442,9 @@ def main(argv: list[str] | None = None) -> int:
         [
             "way",
             "condition",
-            "p50 ms",
-            "p99 ms",
+            "emits p50/p99 ms",
+            "flush p50/p99 ms",
+            "total p50/p99 ms",
             "max ms",
             "finished",
             "events",
