@@ -25,7 +25,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -40,7 +40,16 @@ from jobstatus.events import (
     Status,
     utc_now,
 )
-from producers.putevents import Backoff, Entry, EventsPort, chunks, entry_json, entry_size, put_once
+from producers.putevents import (
+    Backoff,
+    CallResult,
+    Entry,
+    EventsPort,
+    chunks,
+    entry_json,
+    entry_size,
+    put_call,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -49,6 +58,7 @@ logger = Logger(child=True)
 
 SQS_MAX_BATCH: Final = 10
 SQS_MAX_BATCH_BYTES: Final = 256 * 1024
+OUTBOX_EWMA_WEIGHT: Final = 0.3  # of the latest hand-over in the outbox reserve
 
 
 class InvalidStatusEvent(ValueError):
@@ -181,6 +191,88 @@ def _sqs_batches(entries: Sequence[Entry]) -> list[list[tuple[Entry, str]]]:
     return batches
 
 
+class CircuitBreaker:
+    """Stops PutEvents calls after `failures_to_open` consecutive call failures; probes after a cool-down.
+
+    A call fails for the breaker when it raised a transient error (network, throttling, 5xx): then
+    waiting for retries inside a flush only burns the caller's time. An answer from EventBridge,
+    even one with failed entries, closes it (per-entry retries deal with those). While open no
+    call is made and `flush` hands pending events to the outbox at once; after `cool_down_seconds`
+    one probe call is let through (half-open), and its outcome closes or reopens the breaker.
+    Not thread-safe on its own: the publisher calls it under its lock.
+    """
+
+    CLOSED: Final = "closed"
+    OPEN: Final = "open"
+    HALF_OPEN: Final = "half-open"
+
+    def __init__(
+        self,
+        *,
+        failures_to_open: int = 3,
+        cool_down_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failures_to_open = failures_to_open
+        self.cool_down_seconds = cool_down_seconds
+        self._clock = clock
+        self.state: str = self.CLOSED
+        self.openings = 0  # how many times it has opened, ever
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probe_out = False
+
+    def allow_call(self) -> bool:
+        """Whether a PutEvents call may start now; in half-open, only the one probe may."""
+        if self.state == self.OPEN:
+            if self._clock() < self._opened_at + self.cool_down_seconds:
+                return False
+            self._change(self.HALF_OPEN)
+        if self.state == self.HALF_OPEN:
+            if self._probe_out:
+                return False
+            self._probe_out = True
+        return True
+
+    def is_open(self) -> bool:
+        """Open and still cooling down: no call will be made before `reopens_at()`."""
+        return self.state == self.OPEN and self._clock() < self._opened_at + self.cool_down_seconds
+
+    def reopens_at(self) -> float | None:
+        """When the open breaker lets a probe through (a clock value); None unless open."""
+        return self._opened_at + self.cool_down_seconds if self.state == self.OPEN else None
+
+    def record(self, result: CallResult) -> None:
+        """Count the outcome of a finished call."""
+        self._probe_out = False
+        failure = result.call_failure
+        if failure is None or not failure.retryable:
+            self._failures = 0
+            if self.state != self.CLOSED:
+                self._change(self.CLOSED)
+            return
+        self._failures += 1
+        if self.state == self.HALF_OPEN or (
+            self.state == self.CLOSED and self._failures >= self.failures_to_open
+        ):
+            self._opened_at = self._clock()
+            self._change(self.OPEN, last_error=f"{failure.code}: {failure.message}")
+
+    def _change(self, state: str, last_error: str = "") -> None:
+        logger.warning(
+            f"status publisher circuit breaker {self.state} -> {state}",
+            extra={
+                "circuitState": state,
+                "consecutiveFailures": self._failures,
+                "coolDownSeconds": self.cool_down_seconds,
+                "lastError": last_error or None,
+            },
+        )
+        if state == self.OPEN:
+            self.openings += 1
+        self.state = state
+
+
 @dataclass(slots=True)
 class _Pending:
     item: StatusEntry
@@ -197,6 +289,7 @@ class FlushReport:
     retried: int
     undelivered: int  # handed to the outbox, or lost when the outbox refused them too
     lost: int
+    circuit_open: bool = False  # the breaker was open at some point since the previous flush
 
 
 @dataclass(slots=True)
@@ -214,10 +307,12 @@ class _State:
     outbox_busy: int = 0
     counters: _Counters = field(default_factory=_Counters)
     reported: _Counters = field(default_factory=_Counters)
+    reported_openings: int = 0
+    outbox_seconds: float = 0.0  # EWMA of the outbox hand-over's duration
 
 
 class StatusPublisher:
-    """Publishes status events from a background thread; see the module docstring."""
+    """Publishes status events from a small pool of background senders; see the module docstring."""
 
     def __init__(
         self,
@@ -230,6 +325,11 @@ class StatusPublisher:
         backoff: Backoff | None = None,
         max_attempts: int = 8,
         rng: random.Random | None = None,
+        senders: int = 3,
+        breaker: CircuitBreaker | None = None,
+        outbox_reserve_seconds: float = 0.015,
+        outbox_reserve_cap_seconds: float = 0.03,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._events = events
         self._outbox = outbox
@@ -239,9 +339,13 @@ class StatusPublisher:
         self._backoff = backoff or Backoff()
         self._max_attempts = max_attempts
         self._rng = rng or random.Random()  # jitter, not security
-        self._state = _State()
+        self._senders = max(1, senders)
+        self._clock = clock
+        self.breaker = breaker or CircuitBreaker(clock=clock)
+        self._reserve_cap = outbox_reserve_cap_seconds
+        self._state = _State(outbox_seconds=min(outbox_reserve_seconds, outbox_reserve_cap_seconds))
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stopping = False
 
     # -- the caller's side ---------------------------------------------------------------
@@ -257,11 +361,11 @@ class StatusPublisher:
         return item
 
     def publish(self, item: StatusEntry) -> None:
-        """Enqueue `item` for the background sender. Never raises."""
+        """Enqueue `item` for the background senders. Never raises."""
         try:
             with self._cond:
                 self._state.pending[item.event.event_id] = _Pending(item)
-                self._ensure_worker()
+                self._ensure_workers()
                 self._cond.notify_all()
         except Exception as error:  # e.g. no thread can be started: straight to the fallback
             with self._cond:
@@ -269,14 +373,15 @@ class StatusPublisher:
             self._give_up([_Pending(item, last_error=f"{type(error).__name__}: {error}")], "enqueue failed")
 
     def flush(self, deadline: float) -> FlushReport:
-        """Wait for delivery until `deadline` (a `time.monotonic()` value); send the rest to the outbox.
+        """Wait for delivery until `deadline` (a value of the publisher's clock, `time.monotonic()` by
+        default), minus the time the outbox hand-over is expected to take; send the rest to the outbox.
 
         Returns the counts since the previous flush and adds them as metrics. Never raises.
         """
         try:
-            leftovers = self._wait(deadline)
+            leftovers, reason = self._wait(deadline)
             if leftovers:
-                self._give_up(leftovers, "flush deadline")
+                self._give_up(leftovers, reason)
             return self._report()
         except Exception:  # never into the caller; the log line says what went wrong
             logger.exception("status publisher flush failed")
@@ -287,54 +392,82 @@ class StatusPublisher:
         with self._cond:
             return len(self._state.pending)
 
+    def outbox_reserve(self) -> float:
+        """The time `flush` keeps for the outbox hand-over: recent hand-overs' average, capped."""
+        with self._cond:
+            return min(self._state.outbox_seconds, self._reserve_cap)
+
     def close(self) -> None:
-        """Stop the background thread (pending events stay pending; flush first)."""
+        """Stop the background senders (pending events stay pending; flush first)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout=5)
 
-    def _wait(self, deadline: float) -> list[_Pending]:
+    def _wait(self, deadline: float) -> tuple[list[_Pending], str]:
         state = self._state
         with self._cond:
+            # Never keep more than half of what is left for the outbox: delivery comes first.
+            reserve = min(state.outbox_seconds, self._reserve_cap, max(deadline - self._clock(), 0.0) / 2)
+            hand_over_at = deadline - reserve
+            reason = "flush deadline"
             while state.pending or state.outbox_busy:
-                now = time.monotonic()
+                now = self._clock()
                 if now >= deadline:
                     break
-                idle = not state.in_flight and not state.outbox_busy
-                if idle and all(p.not_before >= deadline for p in state.pending.values()):
-                    break  # no attempt could happen before the deadline: waiting achieves nothing
-                self._cond.wait(timeout=deadline - now)
+                if state.pending:
+                    if now >= hand_over_at:
+                        break
+                    if self.breaker.is_open():
+                        reason = "circuit breaker open"
+                        break  # no call will be made before the cool-down ends: waiting is pointless
+                    idle = not state.in_flight and not state.outbox_busy
+                    if idle and all(p.not_before >= hand_over_at for p in state.pending.values()):
+                        break  # no attempt could happen before the hand-over: waiting achieves nothing
+                    until = hand_over_at
+                else:
+                    until = deadline  # only a background hand-over to the outbox is still running
+                self._cond.wait(timeout=until - now)
             # In-flight entries are abandoned too: a late success only makes a harmless duplicate.
             leftovers = list(state.pending.values())
             state.pending.clear()
             state.in_flight.clear()
-            return leftovers
+            return leftovers, reason
 
     def _report(self) -> FlushReport:
         with self._cond:
             now, before = self._state.counters, self._state.reported
+            circuit_open = self.breaker.openings > self._state.reported_openings or self.breaker.is_open()
             report = FlushReport(
                 published=now.published - before.published,
                 retried=now.retried - before.retried,
                 undelivered=now.undelivered - before.undelivered,
                 lost=now.lost - before.lost,
+                circuit_open=circuit_open,
             )
             self._state.reported = _Counters(now.published, now.retried, now.undelivered, now.lost)
+            self._state.reported_openings = self.breaker.openings
         if self._metrics is not None:
             self._metrics.add_metric("StatusEventsPublished", MetricUnit.Count, report.published)
             self._metrics.add_metric("StatusEventsRetried", MetricUnit.Count, report.retried)
             self._metrics.add_metric("StatusEventsUndelivered", MetricUnit.Count, report.undelivered)
+            self._metrics.add_metric("StatusPublisherCircuitOpen", MetricUnit.Count, int(report.circuit_open))
         return report
 
     # -- the background side -------------------------------------------------------------
 
-    def _ensure_worker(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
+    def _ensure_workers(self) -> None:
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+        if len(self._threads) < self._senders:
             self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="status-publisher", daemon=True)
-            self._thread.start()
+        while len(self._threads) < self._senders:
+            thread = threading.Thread(
+                target=self._run, name=f"status-publisher-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def _run(self) -> None:
         while True:
@@ -345,33 +478,44 @@ class StatusPublisher:
                 self._send(batch)
             except Exception:  # the sender must outlive any surprise
                 logger.exception("status publisher worker error")
+                with self._cond:  # give the entries back to the others
+                    for pending in batch:
+                        self._state.in_flight.discard(pending.item.event.event_id)
+                    self._cond.notify_all()
 
     def _next_batch(self) -> list[_Pending] | None:
         state = self._state
         with self._cond:
             while not self._stopping:
-                now = time.monotonic()
+                now = self._clock()
                 ready = [
                     p
                     for key, p in state.pending.items()
                     if key not in state.in_flight and p.not_before <= now
                 ]
-                if ready:
+                timeout: float | None
+                if ready and self.breaker.allow_call():
                     first = next(chunks([p.item.entry for p in ready]))
                     batch = ready[: len(first)]
                     state.in_flight.update(p.item.event.event_id for p in batch)
                     return batch
-                waiting = [p.not_before for k, p in state.pending.items() if k not in state.in_flight]
-                self._cond.wait(timeout=max(min(waiting) - now, 0.0) if waiting else None)
+                if ready:  # held by the breaker: until its cool-down ends, or a probe's outcome
+                    reopens = self.breaker.reopens_at()
+                    timeout = None if reopens is None else max(reopens - now, 0.001)
+                else:
+                    waiting = [p.not_before for k, p in state.pending.items() if k not in state.in_flight]
+                    timeout = max(min(waiting) - now, 0.0) if waiting else None
+                self._cond.wait(timeout=timeout)
             return None
 
     def _send(self, batch: list[_Pending]) -> None:
-        outcomes = put_once(self._events, [p.item.entry for p in batch])
+        result = put_call(self._events, [p.item.entry for p in batch])
         state = self._state
         exhausted: list[_Pending] = []
         with self._cond:
-            now = time.monotonic()
-            for pending, outcome in zip(batch, outcomes, strict=True):
+            self.breaker.record(result)
+            now = self._clock()
+            for pending, outcome in zip(batch, result.outcomes, strict=True):
                 key = pending.item.event.event_id
                 if key not in state.in_flight:
                     continue  # abandoned by a flush deadline: the outbox has it already
@@ -405,13 +549,17 @@ class StatusPublisher:
 
     def _give_up(self, items: list[_Pending], reason: str) -> None:
         """Hand undelivered events to the outbox; log each at ERROR with the whole entry."""
+        started = self._clock()
         try:
             refused = {id(entry): why for entry, why in self._outbox.send([p.item.entry for p in items])}
         except Exception as error:  # an outbox that raises is treated as refusing everything
             refused = {id(p.item.entry): f"{type(error).__name__}: {error}" for p in items}
+        took = max(self._clock() - started, 0.0)
         with self._cond:
             self._state.counters.undelivered += len(items)
             self._state.counters.lost += len(refused)
+            # The next flush keeps about this long for its own hand-over.
+            self._state.outbox_seconds += OUTBOX_EWMA_WEIGHT * (took - self._state.outbox_seconds)
         for pending in items:
             entry = pending.item.entry
             outbox_error = refused.get(id(entry))

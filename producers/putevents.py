@@ -123,13 +123,21 @@ def failure_of_call(error: Exception) -> EntryFailure:
     return EntryFailure(type(error).__name__, str(error), False)
 
 
-def put_once(client: EventsPort, entries: Sequence[Entry]) -> list[EntryFailure | None]:
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """One PutEvents call: per-entry outcomes, and the failure of the call itself if it raised."""
+
+    outcomes: list[EntryFailure | None]
+    call_failure: EntryFailure | None = None  # None when EventBridge answered (even with failed entries)
+
+
+def put_call(client: EventsPort, entries: Sequence[Entry]) -> CallResult:
     """One PutEvents call: `None` for each delivered entry, else why it failed. Never raises."""
     try:
         response = client.put_events(Entries=list(entries))
     except Exception as error:  # any failure of the call is a failure of each of its entries
         failure = failure_of_call(error)
-        return [failure] * len(entries)
+        return CallResult([failure] * len(entries), failure)
     results = response.get("Entries", [])
     outcomes: list[EntryFailure | None] = []
     for index in range(len(entries)):
@@ -143,7 +151,12 @@ def put_once(client: EventsPort, entries: Sequence[Entry]) -> list[EntryFailure 
             outcomes.append(None)
         else:  # a malformed answer: we cannot know, so assume it did not land and may be retried
             outcomes.append(EntryFailure("MissingResult", "PutEvents returned no result for the entry", True))
-    return outcomes
+    return CallResult(outcomes)
+
+
+def put_once(client: EventsPort, entries: Sequence[Entry]) -> list[EntryFailure | None]:
+    """One PutEvents call: `None` for each delivered entry, else why it failed. Never raises."""
+    return put_call(client, entries).outcomes
 
 
 def put_with_retries(
