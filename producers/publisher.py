@@ -4,10 +4,16 @@ The caller builds an event (`build`/`emit`), which is the one step that can rais
 contract refuses, or one over EventBridge's 256 KiB, raises `InvalidStatusEvent` before anything
 is enqueued. Everything after that never raises into the caller:
 
-- `publish` only appends to an in-memory queue; a background thread sends with PutEvents,
-  retrying only the entries that failed transiently, with exponential backoff and full jitter;
-- `flush(deadline)` waits for delivery, at most until `deadline` (and not at all once no
-  retry could happen before it);
+- `publish` only appends to an in-memory queue; a small pool of background senders (3 by
+  default) sends with PutEvents, several calls in flight at once, so earlier events are on the
+  bus while the job still runs; only the entries that failed transiently are retried, with
+  exponential backoff and full jitter;
+- a `CircuitBreaker` stops the calls after 3 consecutive transient call failures (network,
+  throttling, 5xx) and lets one probe through after a 5 s cool-down; while it is open a flush
+  does not wait at all (WARNING log lines on each change, metric `StatusPublisherCircuitOpen`);
+- `flush(deadline)` waits for delivery until `deadline` minus a reserve for the outbox
+  hand-over (an EWMA of recent hand-overs, capped, at most half of what is left), so the
+  hand-over normally ends by the deadline; it does not wait once no retry could happen before;
 - whatever is undelivered then (or has run out of attempts, or failed for good) goes to the
   durable fallback, the SQS outbox (`OUTBOX_QUEUE_URL`; the message is the PutEvents entry as
   JSON), from which `RepublisherFn` puts it back on the bus, so the archive stays complete.
