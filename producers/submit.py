@@ -3,9 +3,13 @@
 - The caller is the Cognito `sub` of `requestContext.authorizer.claims` (401 without it).
 - `{model, input}` is validated with pydantic: 400 with the field errors in the DESIGN §4 error
   body (never the resolver's 422); a model outside `MODEL_ALLOW_LIST` is 400.
-- `Idempotency-Key`: the jobId is a UUID5 of (user, key), so the same key from the same user
-  always names the same job, with no storage; FalInvokerFn's idempotency on the jobId then
-  keeps a repeated request from running twice.
+- `Idempotency-Key` (per user, kept `JOB_TTL_DAYS` days; `producers.jobkeys`): the first request
+  reserves the job's jobId and createdAt in the idempotency table before publishing, under
+  Powertools Idempotency. A repeat with the same body gets the stored 202 (same jobId, createdAt,
+  Location) and publishes nothing; a repeat with another body is 400 `IDEMPOTENCY_KEY_REUSED`;
+  a repeat while the first is still running is 409 with `Retry-After: 1`. A 503 stores no
+  answer, so a retry runs again, with the reserved jobId and createdAt: every event of the job
+  carries the same createdAt (DESIGN §2). Without a key every request is a new job (UUID4).
 - One PutEvents carries `JobStatusChanged` (QUEUED) and `VideoGenerationRequested`. If the
   request event cannot be put on the bus (after short retries) the answer is 503 with
   `Retry-After` (the job cannot run; the QUEUED is then dropped too). If only QUEUED fails, the
@@ -28,7 +32,16 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from jobstatus.events import (
@@ -38,17 +51,29 @@ from jobstatus.events import (
     Status,
     utc_now,
 )
-from producers.publisher import InvalidStatusEvent, JobRef, MetricsPort, SqsOutbox, StatusPublisher
+from producers.jobkeys import JobKeys, KeyReused, Reservation, payload_hash
+from producers.publisher import (
+    InvalidStatusEvent,
+    JobRef,
+    MetricsPort,
+    SqsOutbox,
+    StatusEntry,
+    StatusPublisher,
+)
 from producers.putevents import Backoff, Entry, EventsPort, entry_size, put_with_retries
 from producers.settings import ProducerSettings
 
 logger = Logger()
 metrics = Metrics()
 
-# The namespace of jobIds derived from Idempotency-Key (never change it: ids would change).
-IDEMPOTENCY_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://deepfoundai.com/jobs/idempotency-key")
 IDEMPOTENCY_KEY_RE: Final = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, no spaces
 RETRY_AFTER_SECONDS: Final = 2
+IN_PROGRESS_RETRY_AFTER_SECONDS: Final = 1
+REQUEST_KEY_PREFIX: Final = "submit.request"
+# The key store is on the answer's path: short timeouts, a few quick retries, then a 503.
+KEY_STORE_CONFIG: Final = Config(
+    connect_timeout=0.5, read_timeout=1, retries={"total_max_attempts": 3, "mode": "standard"}
+)
 
 
 class SubmitJobRequest(BaseModel):
@@ -67,17 +92,25 @@ class SubmitDeps:
     events: EventsPort
     publisher: StatusPublisher
     settings: ProducerSettings
+    # The Idempotency-Key store; without one, a request carrying a key is refused (500), never
+    # silently treated as a new job.
+    keys: JobKeys | None = None
     metrics: MetricsPort | None = None
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], str] = utc_now
     backoff: Backoff = field(default_factory=lambda: Backoff(base_seconds=0.05, cap_seconds=0.2))
 
 
-def job_id_for(user_id: str, idempotency_key: str | None) -> str:
-    """The jobId: a UUID5 of (user, key) when a key is given, else a new UUID4."""
-    if idempotency_key is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\x00{idempotency_key}"))
+class NotQueued(Exception):
+    """The request event could not be put on the bus: the job cannot run (503, nothing stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """The two entries of one submission: QUEUED and VideoGenerationRequested."""
+
+    queued: StatusEntry
+    requested: Entry
 
 
 def error_response(
@@ -134,15 +167,8 @@ def parse_submission(
     return request
 
 
-def submit_job(
-    deps: SubmitDeps, user_id: str, body: str | None, idempotency_key: str | None
-) -> Response[str]:
-    """The answer to one `POST /v1/jobs` from `user_id`."""
-    request = parse_submission(deps.settings, body, idempotency_key)
-    if isinstance(request, Response):
-        return request
-    job = JobRef(job_id_for(user_id, idempotency_key), user_id, deps.now())
-    logger.append_keys(jobId=job.job_id)
+def build_outgoing(deps: SubmitDeps, job: JobRef, request: SubmitJobRequest) -> Outgoing | Response[str]:
+    """The entries announcing `job`, or the 400 answer when they cannot be sent."""
     try:
         queued = deps.publisher.build(job, Status.QUEUED, occurred_at=job.created_at)
     except InvalidStatusEvent as invalid:  # only a user id over the contract's length gets here
@@ -153,7 +179,7 @@ def submit_job(
         "Detail": json.dumps(
             {
                 "jobId": job.job_id,
-                "userId": user_id,
+                "userId": job.user_id,
                 "createdAt": job.created_at,
                 "model": request.model,
                 "input": request.input,
@@ -170,7 +196,15 @@ def submit_job(
             f"the request is over EventBridge's {EVENTBRIDGE_MAX_ENTRY_BYTES} bytes",
             fields=[{"field": "input", "message": "too large"}],
         )
+    return Outgoing(queued, requested)
 
+
+def publish_job(deps: SubmitDeps, outgoing: Outgoing) -> None:
+    """Put QUEUED and the request on the bus in one PutEvents; `NotQueued` if the request fails.
+
+    A QUEUED that alone fails goes to the status publisher (retries, then the outbox).
+    """
+    queued, requested = outgoing.queued, outgoing.requested
     sent = put_with_retries(
         deps.events,
         [queued.entry, requested],
@@ -189,28 +223,152 @@ def submit_job(
                 "queuedDelivered": id(queued.entry) not in failed,
             },
         )
-        return error_response(
-            HTTPStatus.SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            "the job could not be queued; try again with the same Idempotency-Key",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        raise NotQueued(failure.message)
     if id(queued.entry) in failed:
         logger.warning("QUEUED not published with the request; the status publisher takes it over")
         deps.publisher.publish(queued)
     elif deps.metrics is not None:
         deps.metrics.add_metric("StatusEventsPublished", MetricUnit.Count, 1)
-    logger.info("job submitted", extra={"model": request.model})
-    return Response(
-        status_code=HTTPStatus.ACCEPTED.value,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"jobId": job.job_id, "status": Status.QUEUED.value, "createdAt": job.created_at}),
-        headers={"Location": f"/v1/jobs/{job.job_id}", "Cache-Control": "no-store"},
-    )
 
 
-def build_app(deps: SubmitDeps) -> APIGatewayRestResolver:
+def accepted(job: JobRef) -> dict[str, str]:
+    """The 202 body (also what Powertools stores for a key, and replays)."""
+    return {"jobId": job.job_id, "status": Status.QUEUED.value, "createdAt": job.created_at}
+
+
+@dataclass
+class Submitter:
+    """Submits jobs: a new one per request, or the one an Idempotency-Key already names."""
+
+    deps: SubmitDeps
+    config: IdempotencyConfig = field(init=False)
+    _once: Callable[..., dict[str, str]] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        keys = self.deps.keys
+        self.config = IdempotencyConfig(
+            event_key_jmespath="[userId, idempotencyKey]",
+            payload_validation_jmespath="payload",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=keys.expiry_seconds if keys else 3600,
+            response_hook=_replayed,
+        )
+        if keys is not None:
+            self._once = idempotent_function(
+                self._submit_keyed,
+                data_keyword_argument="request",
+                persistence_store=keys.persistence,
+                config=self.config,
+                key_prefix=REQUEST_KEY_PREFIX,
+            )
+
+    def submit(self, user_id: str, body: str | None, idempotency_key: str | None) -> Response[str]:
+        """The answer to one `POST /v1/jobs` from `user_id`."""
+        request = parse_submission(self.deps.settings, body, idempotency_key)
+        if isinstance(request, Response):
+            return request
+        # Everything that can make the request a 400 is checked before the key is taken, so a
+        # bad request never binds a key (the sizes do not depend on which jobId/createdAt).
+        job = JobRef(str(uuid.uuid4()), user_id, self.deps.now())
+        logger.append_keys(jobId=job.job_id)
+        outgoing = build_outgoing(self.deps, job, request)
+        if isinstance(outgoing, Response):
+            return outgoing
+        try:
+            answer = self._accept(job, request, outgoing, idempotency_key)
+        except Exception as error:
+            refusal = refusal_for(error)
+            if refusal is None:
+                raise
+            return refusal
+        logger.append_keys(jobId=answer["jobId"])
+        logger.info("job submitted", extra={"model": request.model})
+        return Response(
+            status_code=HTTPStatus.ACCEPTED.value,
+            content_type=content_types.APPLICATION_JSON,
+            body=json.dumps(answer),
+            headers={"Location": f"/v1/jobs/{answer['jobId']}", "Cache-Control": "no-store"},
+        )
+
+    def _accept(
+        self, job: JobRef, request: SubmitJobRequest, outgoing: Outgoing, idempotency_key: str | None
+    ) -> dict[str, str]:
+        if idempotency_key is None:
+            publish_job(self.deps, outgoing)
+            return accepted(job)
+        if self._once is None:
+            raise RuntimeError("an Idempotency-Key came, but no idempotency store is configured")
+        keyed = {
+            "userId": job.user_id,
+            "idempotencyKey": idempotency_key,
+            "payload": request.model_dump(mode="json"),
+        }
+        return self._once(request=keyed, job=job, parsed=request)
+
+    def _submit_keyed(self, request: dict[str, Any], job: JobRef, parsed: SubmitJobRequest) -> dict[str, str]:
+        # Runs under Powertools' in-progress record; an exception deletes that record (nothing is
+        # stored), while the reservation stays, so a retry reuses its jobId and createdAt.
+        assert self.deps.keys is not None  # _once exists only with a store
+        wanted = Reservation(job.job_id, job.created_at, payload_hash(request["payload"]))
+        reserved = self.deps.keys.reserve(job.user_id, request["idempotencyKey"], wanted)
+        if reserved != wanted:
+            logger.info("retrying a submission whose earlier run failed", extra={"jobId": reserved.job_id})
+            job = JobRef(reserved.job_id, job.user_id, reserved.created_at)
+        logger.append_keys(jobId=job.job_id)
+        outgoing = build_outgoing(self.deps, job, parsed)
+        if isinstance(outgoing, Response):  # pragma: no cover - checked with the same sizes before
+            raise RuntimeError("the submission became invalid after its reservation")
+        publish_job(self.deps, outgoing)
+        return accepted(job)
+
+
+UNAVAILABLE_MESSAGE: Final = "the job could not be queued; try again with the same Idempotency-Key"
+# What each expected failure of a submission answers: (errors, status, code, message, Retry-After).
+REFUSALS: Final[tuple[tuple[tuple[type[Exception], ...], HTTPStatus, str, str, int | None], ...]] = (
+    ((NotQueued,), HTTPStatus.SERVICE_UNAVAILABLE, "UNAVAILABLE", UNAVAILABLE_MESSAGE, RETRY_AFTER_SECONDS),
+    (
+        (IdempotencyValidationError, KeyReused),
+        HTTPStatus.BAD_REQUEST,
+        "IDEMPOTENCY_KEY_REUSED",
+        "this Idempotency-Key was already used with another request body; use a new key",
+        None,
+    ),
+    (
+        (IdempotencyAlreadyInProgressError,),
+        HTTPStatus.CONFLICT,
+        "REQUEST_IN_PROGRESS",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+        IN_PROGRESS_RETRY_AFTER_SECONDS,
+    ),
+    (
+        (IdempotencyPersistenceLayerError, ClientError, BotoCoreError),
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        UNAVAILABLE_MESSAGE,
+        RETRY_AFTER_SECONDS,
+    ),
+)
+
+
+def refusal_for(error: Exception) -> Response[str] | None:
+    """The answer to an expected failure of a submission, or None for a bug (a 500)."""
+    for errors, status, code, message, retry_after in REFUSALS:
+        if isinstance(error, errors):
+            if status == HTTPStatus.SERVICE_UNAVAILABLE and not isinstance(error, NotQueued):
+                logger.error("the idempotency store failed; answering 503", exc_info=error)
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+            return error_response(status, code, message, headers=headers)
+    return None
+
+
+def _replayed(response: Any, idempotent_data: DataRecord) -> Any:
+    logger.info("repeated Idempotency-Key: answering with the stored result")
+    return response
+
+
+def build_app(submitter: Submitter) -> APIGatewayRestResolver:
     """The resolver with `POST /v1/jobs` and CORS for the configured origins."""
+    deps = submitter.deps
     origins = list(deps.settings.allowed_origins)
     cors = CORSConfig(
         allow_origin=origins[0] if origins else "",
@@ -229,7 +387,7 @@ def build_app(deps: SubmitDeps) -> APIGatewayRestResolver:
             return error_response(HTTPStatus.UNAUTHORIZED, "UNAUTHORIZED", "no authenticated user")
         key = app.current_event.headers.get("Idempotency-Key")  # case-insensitive in Powertools v3
         try:
-            return submit_job(deps, user_id, app.current_event.decoded_body, key)
+            return submitter.submit(user_id, app.current_event.decoded_body, key)
         except Exception:  # a bug of ours: a JSON 500 with the traceback in the log, not a bare 502
             logger.exception("unexpected error")
             return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
@@ -255,16 +413,20 @@ class Handler:
     """A built resolver and its dependencies."""
 
     deps: SubmitDeps
+    submitter: Submitter
     app: APIGatewayRestResolver
 
 
 def make_handler(deps: SubmitDeps) -> Handler:
     """Bind `deps` to a resolver."""
-    return Handler(deps, build_app(deps))
+    submitter = Submitter(deps)
+    return Handler(deps, submitter, build_app(submitter))
 
 
 def handle(event: dict[str, Any], context: LambdaContext, handler: Handler) -> dict[str, Any]:
     """Resolve the request, then flush status events (bounded) before answering."""
+    # An in-progress key record lasts as long as this invocation may (then a retry may take over).
+    handler.submitter.config.register_lambda_context(context)
     try:
         return _vary_on_origin(handler.app.resolve(event, context))
     finally:
@@ -275,10 +437,17 @@ def handle(event: dict[str, Any], context: LambdaContext, handler: Handler) -> d
 @functools.cache
 def dependencies() -> Handler:
     """The handler for Lambda, built once per cold start."""
+    import boto3
+
     from producers.aws import events_client, sqs_client
 
     settings = ProducerSettings()
     events = events_client()
+    keys = JobKeys(
+        boto3.client("dynamodb", config=KEY_STORE_CONFIG),
+        settings.idempotency_table_name,
+        settings.job_ttl_days,
+    )
     publisher = StatusPublisher(
         events,
         SqsOutbox(sqs_client(), settings.outbox_queue_url),
@@ -286,7 +455,9 @@ def dependencies() -> Handler:
         source=SOURCE_SUBMIT,
         metrics=metrics,
     )
-    return make_handler(SubmitDeps(events=events, publisher=publisher, settings=settings, metrics=metrics))
+    return make_handler(
+        SubmitDeps(events=events, publisher=publisher, settings=settings, keys=keys, metrics=metrics)
+    )
 
 
 @logger.inject_lambda_context

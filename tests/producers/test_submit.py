@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
 
+from producers.jobkeys import JobKeys
 from producers.publisher import StatusPublisher
 from producers.putevents import Backoff
 from producers.settings import ProducerSettings
@@ -22,7 +24,13 @@ EVIL = {"Origin": "https://evil.example"}
 BAD_KEY = {"Idempotency-Key": "has space"}
 
 
-def make(events: FakeEvents, outbox: FakeOutbox | None = None, **settings: Any):
+def make(
+    events: FakeEvents,
+    outbox: FakeOutbox | None = None,
+    keys: JobKeys | None = None,
+    now: Any = None,
+    **settings: Any,
+):
     config = ProducerSettings(
         event_bus_name="jobs-test", submit_publish_seconds=0.05, status_flush_seconds=0.05, **settings
     )
@@ -37,8 +45,10 @@ def make(events: FakeEvents, outbox: FakeOutbox | None = None, **settings: Any):
         events=events,
         publisher=publisher,
         settings=config,
+        keys=keys,
         metrics=FakeMetrics(),
         backoff=Backoff(0.001, 0.002),
+        **({"now": now} if now else {}),
     )
     return make_handler(deps)
 
@@ -159,21 +169,20 @@ def test_400_for_a_malformed_idempotency_key() -> None:
     assert json.loads(response["body"])["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
 
 
-def test_the_same_idempotency_key_from_the_same_user_gives_the_same_job() -> None:
-    handler = make(FakeEvents())
+def test_without_a_key_every_request_is_a_new_job() -> None:
+    events = FakeEvents()
+    handler = make(events)
+    first, second = (json.loads(handle(post(GOOD), lambda_context(), handler)["body"]) for _ in range(2))
+    assert first["jobId"] != second["jobId"]
+    assert all(uuid.UUID(body["jobId"]).version == 4 for body in (first, second))
+    assert len(events.details("VideoGenerationRequested")) == 2
 
-    def job_id(sub: str, key: str | None) -> str:
-        headers = {"Idempotency-Key": key} if key else {}
-        return str(
-            json.loads(handle(post(GOOD, sub=sub, headers=headers), lambda_context(), handler)["body"])[
-                "jobId"
-            ]
-        )
 
-    assert job_id("user-1", "k-1") == job_id("user-1", "k-1")
-    assert job_id("user-1", "k-1") != job_id("user-2", "k-1")
-    assert job_id("user-1", "k-1") != job_id("user-1", "k-2")
-    assert job_id("user-1", None) != job_id("user-1", None)
+def test_a_key_without_a_configured_store_is_a_500_not_a_silent_new_job() -> None:
+    events = FakeEvents()
+    response = handle(post(GOOD, headers={"Idempotency-Key": "k-1"}), lambda_context(), make(events))
+    assert response["statusCode"] == 500 and json.loads(response["body"])["error"]["code"] == "INTERNAL"
+    assert events.calls == []
 
 
 def test_503_with_retry_after_when_the_request_event_cannot_be_published() -> None:
