@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the whole system on this machine until Ctrl-C. Resources come from template.yaml.",
     )
     local.add_argument(
+        "--template",
+        type=Path,
+        default=None,
+        help="the SAM template to run: resources, pollers, environment (default: the repo's template.yaml)",
+    )
+    local.add_argument(
         "--port",
         type=int,
         default=int(os.environ.get("PORT", DEFAULT_PORT)),
@@ -165,12 +171,18 @@ def run_local(args: argparse.Namespace) -> int:
         fal_failure_rate=args.fal_failure_rate,
         use_dynamodb_local=not args.no_dynamodb_local,
         verbose=args.verbose,
+        template_path=args.template,
     )
     # SIGHUP too: closing the terminal must also save the archive and stop DynamoDB Local.
     previous = {number: signal.signal(number, _raise_stopped) for number in (signal.SIGTERM, signal.SIGHUP)}
-    stack = LocalStack(config)
     try:
-        print("local: starting DynamoDB Local, moto server, resources from template.yaml ...", flush=True)
+        stack = LocalStack(config)
+    except OSError as error:
+        print(f"local: cannot read the template: {error}", file=sys.stderr)
+        return 2
+    template = args.template or "template.yaml"
+    try:
+        print(f"local: starting DynamoDB Local, moto server, resources from {template} ...", flush=True)
         stack.start()
         print(banner(stack), flush=True)
         # Until Ctrl-C (KeyboardInterrupt) or SIGTERM (_Stopped). A signal may land on any of the

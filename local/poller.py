@@ -6,6 +6,12 @@ the shape Lambda gives (`messageId`, `receiptHandle`, `body`, `attributes` with
 not report in `batchItemFailures` are deleted; failed ones stay in flight until the queue's
 visibility timeout ends and then come back, and SQS moves them to the DLQ after `maxReceiveCount`
 receives. A function that raises (or times out) fails the whole batch.
+
+`stop()` is a graceful stop (batches in hand finish first), as disabling an event source mapping
+is. `kill()` is an abrupt one, as when a Lambda container dies: every batch in hand is abandoned
+where it is (an invocation still running finishes in the background, but its result is thrown
+away and nothing of the batch is deleted), so its messages come back only after the queue's
+visibility timeout. A later `start()` runs fresh threads.
 """
 
 from __future__ import annotations
@@ -35,6 +41,30 @@ class BatchOutcome:
     delivered: int
     deleted: int
     failed: int
+
+
+@dataclass(frozen=True)
+class KillOutcome:
+    """What a kill abandoned: the batches (and their messages) that were in hand at that moment."""
+
+    batches: int
+    messages: int
+
+
+class _Hand:
+    """The messages one thread has received and not yet deleted (or given back)."""
+
+    def __init__(self) -> None:
+        self.messages: list[MessageTypeDef] = []
+
+
+class _Run:
+    """One `start()`: its stop and kill flags and the batches its threads hold."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.killed = False
+        self.hands: set[_Hand] = set()
 
 
 def sqs_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
@@ -109,11 +139,16 @@ class SqsPoller:
         self._partial = report_batch_item_failures
         self._region = region
         self._concurrency = max(1, concurrency)
-        self._stop = threading.Event()
+        self._run_state = _Run()
         self._threads: list[threading.Thread] = []
+        # Guards the counters and each run's hands: a batch is either committed (its deletes
+        # begin) or abandoned by a kill, never both.
         self._count_lock = threading.Lock()
         self.invocations = 0
         self.errors = 0
+        self.kills = 0
+        self.abandoned_batches = 0
+        self.abandoned_messages = 0
 
     @property
     def running(self) -> bool:
@@ -124,9 +159,9 @@ class SqsPoller:
         """Start polling (again, after a stop), with `concurrency` threads as Lambda scales out."""
         if self.running:
             return
-        self._stop.clear()
+        run = self._run_state = _Run()
         self._threads = [
-            threading.Thread(target=self._run, name=f"poller-{self.name}-{i}", daemon=True)
+            threading.Thread(target=self._run, args=(run,), name=f"poller-{self.name}-{i}", daemon=True)
             for i in range(self._concurrency)
         ]
         for thread in self._threads:
@@ -134,10 +169,34 @@ class SqsPoller:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop polling: batches in hand are finished first, as when a mapping is disabled."""
-        self._stop.set()
+        self._run_state.stop.set()
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+
+    def kill(self) -> KillOutcome:
+        """Stop polling abruptly: every batch in hand is abandoned, its messages left in flight.
+
+        Nothing is joined: a thread inside an invocation lets it end in the background, throws
+        its result away and deletes nothing, so SQS redelivers those messages after the queue's
+        visibility timeout, as when a Lambda container dies mid-batch.
+        """
+        with self._count_lock:
+            run, self._run_state = self._run_state, _Run()
+            run.killed = True
+            run.stop.set()
+            held = [len(hand.messages) for hand in run.hands if hand.messages]
+            self.kills += 1
+        self._threads = []
+        outcome = KillOutcome(len(held), sum(held))
+        log.warning(
+            "%s KILLED: %d batches (%d messages) in hand abandoned, not deleted; "
+            "they come back after the queue's visibility timeout",
+            self.name,
+            outcome.batches,
+            outcome.messages,
+        )
+        return outcome
 
     def _receive(self, count: int, wait: int) -> list[MessageTypeDef]:
         answer = self._sqs.receive_message(
@@ -149,13 +208,18 @@ class SqsPoller:
         )
         return list(answer.get("Messages", []))
 
-    def gather(self) -> list[MessageTypeDef]:
-        """One batch: up to `batch_size` messages, waiting at most the window after the first."""
-        messages = self._receive(self._batch_size, LONG_POLL_SECONDS)
+    def gather(self, hand: _Hand | None = None, run: _Run | None = None) -> list[MessageTypeDef]:
+        """One batch: up to `batch_size` messages, waiting at most the window after the first.
+
+        The messages are kept in `hand` as they arrive, so a kill meanwhile sees them in hand.
+        """
+        run = run or self._run_state
+        messages = hand.messages if hand is not None else []
+        messages.extend(self._receive(self._batch_size, LONG_POLL_SECONDS))
         if not messages:
             return []
         deadline = time.monotonic() + self._window
-        while len(messages) < self._batch_size and not self._stop.is_set():
+        while len(messages) < self._batch_size and not run.stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -166,8 +230,11 @@ class SqsPoller:
             messages.extend(more)
         return messages
 
-    def deliver(self, messages: list[MessageTypeDef]) -> BatchOutcome:
-        """Invoke the function with one batch, then delete what succeeded."""
+    def deliver(
+        self, messages: list[MessageTypeDef], hand: _Hand | None = None, run: _Run | None = None
+    ) -> BatchOutcome:
+        """Invoke the function with one batch, then delete what succeeded (unless killed meanwhile)."""
+        run = run or self._run_state
         records = [sqs_record(m, self._queue_arn, self._region) for m in messages]
         ids = [r["messageId"] for r in records]
         with self._count_lock:
@@ -177,6 +244,8 @@ class SqsPoller:
         except Exception:
             with self._count_lock:
                 self.errors += 1
+            if not self._commit(run, hand, len(records)):
+                return BatchOutcome(len(records), 0, len(records))
             log.exception(
                 "%s failed a batch of %d; every record comes back after its visibility timeout",
                 self.name,
@@ -185,7 +254,10 @@ class SqsPoller:
             return BatchOutcome(len(records), 0, len(records))
         failed = failed_ids(response, ids) if self._partial else set()
         if failed is None:
+            self._commit(run, hand, len(records))
             log.warning("%s answered an invalid batchItemFailures; the whole batch is retried", self.name)
+            return BatchOutcome(len(records), 0, len(records))
+        if not self._commit(run, hand, len(records)):
             return BatchOutcome(len(records), 0, len(records))
         done = [r for r in records if r["messageId"] not in failed]
         for start in range(0, len(done), SQS_MAX_RECEIVE):
@@ -203,20 +275,48 @@ class SqsPoller:
             )
         return BatchOutcome(len(records), len(done), len(failed))
 
-    def poll_once(self) -> BatchOutcome | None:
-        """Gather and deliver one batch; None when the queue had nothing."""
-        messages = self.gather()
-        if not messages:
-            return None
-        return self.deliver(messages)
+    def _commit(self, run: _Run, hand: _Hand | None, count: int) -> bool:
+        """Whether the batch of `count` messages may be deleted: False when a kill abandoned it."""
+        with self._count_lock:
+            if hand is not None:
+                run.hands.discard(hand)
+            if not run.killed:
+                return True
+            self.abandoned_batches += 1
+            self.abandoned_messages += count
+        log.warning(
+            "%s was killed during this batch: its result is discarded, its %d messages come back "
+            "after the visibility timeout",
+            self.name,
+            count,
+        )
+        return False
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def poll_once(self, run: _Run | None = None) -> BatchOutcome | None:
+        """Gather and deliver one batch; None when the queue had nothing."""
+        run = run or self._run_state
+        hand = _Hand()
+        with self._count_lock:
+            run.hands.add(hand)
+        try:
+            messages = self.gather(hand, run)
+            if not messages:
+                return None
+            if run.killed:  # killed while the batching window was open: never invoked
+                self._commit(run, hand, len(messages))
+                return BatchOutcome(len(messages), 0, len(messages))
+            return self.deliver(messages, hand, run)
+        finally:
+            with self._count_lock:
+                run.hands.discard(hand)
+
+    def _run(self, run: _Run) -> None:
+        while not run.stop.is_set():
             try:
-                self.poll_once()
+                self.poll_once(run)
             except Exception:
                 # The local SQS going away at shutdown, or a transient error: wait and go on.
-                if self._stop.is_set():
+                if run.stop.is_set():
                     return
                 log.exception("%s could not poll %s", self.name, self._queue_url)
-                self._stop.wait(1.0)
+                run.stop.wait(1.0)

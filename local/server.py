@@ -3,7 +3,8 @@
 Served with the standard library's `ThreadingHTTPServer` on 127.0.0.1 only. Besides the API routes
 of the template it serves the status page (`/`, `/static/...`) and a few local-only helpers under
 `/local/`: the JWKS, a token for the dev user (so the page can call the API without a login), the
-stack description, and switching a function's SQS event source off and on (admin token needed).
+stack description, switching a function's SQS event source off and on, and killing its pollers
+abruptly (admin token needed).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class LocalEndpoints:
     dev_token: Callable[[], str]
     describe: Callable[[], dict[str, Any]]
     set_source_enabled: Callable[[str, bool], bool]  # function logical id, enabled -> known?
+    kill_source: Callable[[str], dict[str, Any] | None]  # function logical id -> what was abandoned
 
 
 class Gateway:
@@ -157,8 +159,12 @@ class Gateway:
         return ProxyResponse.error(404, "Not found")
 
     def _switch_source(self, request: Request, function: str, action: str) -> ProxyResponse:
-        """`POST /local/functions/<Fn>/disable|enable`: an admin switches an SQS event source."""
-        if action not in {"enable", "disable"}:
+        """`POST /local/functions/<Fn>/disable|enable|kill`: an admin switches an SQS event source.
+
+        `disable` stops its pollers gracefully; `kill` stops them abruptly, abandoning the batches
+        in hand as a dying Lambda container does.
+        """
+        if action not in {"enable", "disable", "kill"}:
             return ProxyResponse.error(404, "Not found")
         try:
             claims = self.authorizer.claims_of(request.header("Authorization"))
@@ -166,10 +172,15 @@ class Gateway:
             return ProxyResponse.error(401, "Unauthorized")
         if ADMIN_GROUP not in claims.get("cognito:groups", "").split(","):
             return ProxyResponse.error(403, "admin group needed")
-        enabled = action == "enable"
-        if not self.endpoints.set_source_enabled(function, enabled):
+        if action == "kill":
+            answer = self.endpoints.kill_source(function)
+        else:
+            enabled = action == "enable"
+            known = self.endpoints.set_source_enabled(function, enabled)
+            answer = {"function": function, "enabled": enabled} if known else None
+        if answer is None:
             return ProxyResponse.error(404, f"no SQS-fed function {function}")
-        return _json(200, {"function": function, "enabled": enabled})
+        return _json(200, answer)
 
 
 @dataclass(frozen=True)

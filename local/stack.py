@@ -208,6 +208,7 @@ class LocalStack:
                 dev_token=lambda: self.token(DEV_USER),
                 describe=self.describe,
                 set_source_enabled=self.set_source_enabled,
+                kill_source=self.kill_source,
             ),
         )
         self.http = HttpServer(gateway, self.config.port)
@@ -421,6 +422,28 @@ class LocalStack:
             poller.stop()
         return True
 
+    def kill_source(self, logical_id: str) -> dict[str, Any] | None:
+        """Kill a function's SQS pollers abruptly (batches in hand abandoned); None when it has none.
+
+        `set_source_enabled(logical_id, True)` starts fresh pollers afterwards.
+        """
+        poller = self.pollers.get(logical_id)
+        if poller is None:
+            return None
+        outcome = poller.kill()
+        print(
+            f"local: {logical_id} KILLED: {outcome.batches} batches ({outcome.messages} messages) in hand "
+            "abandoned; they come back after the queue's visibility timeout. "
+            f"POST /local/functions/{logical_id}/enable starts it again.",
+            flush=True,
+        )
+        return {
+            "function": logical_id,
+            "enabled": False,
+            "abandonedBatches": outcome.batches,
+            "abandonedMessages": outcome.messages,
+        }
+
     # --- what it shows -----------------------------------------------------------------------
 
     def token(self, user: str, admin: bool = False) -> str:
@@ -454,14 +477,24 @@ class LocalStack:
             "buses": self.resources.buses,
             "archives": self.resources.archives,
             "rules": self.resources.rules,
-            "functions": {
-                k: {"handler": f.handler, "enabled": k not in self.pollers or self.pollers[k].running}
-                for k, f in self.functions.items()
-            },
+            "functions": {k: self._describe_function(k, f) for k, f in self.functions.items()},
             "routes": [f"{r.method} {r.resource} -> {r.function}" for r in self.routes],
             "fal": self.fal_mode,
             "jobsTable": template.physical_name("JobsTable") if "JobsTable" in template.resources else None,
         }
+
+    def _describe_function(self, logical_id: str, spec: FunctionSpec) -> dict[str, Any]:
+        poller = self.pollers.get(logical_id)
+        described: dict[str, Any] = {"handler": spec.handler, "enabled": poller is None or poller.running}
+        if poller is not None:
+            described["poller"] = {
+                "invocations": poller.invocations,
+                "errors": poller.errors,
+                "kills": poller.kills,
+                "abandonedBatches": poller.abandoned_batches,
+                "abandonedMessages": poller.abandoned_messages,
+            }
+        return described
 
     def _stop_http(self) -> None:
         http, self.http = self.http, None

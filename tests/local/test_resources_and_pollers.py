@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.poller import SqsPoller, failed_ids, sqs_record
+from local.poller import KillOutcome, SqsPoller, failed_ids, sqs_record
 from local.resources import provision
 from local.template import Template
 
@@ -257,3 +258,123 @@ def test_a_started_poller_delivers_until_stopped(aws: dict[str, Any]) -> None:
         poller.stop()
     assert delivered == ["hello"]
     assert not poller.running
+
+
+def _wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def _in_flight(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_a_killed_poller_abandons_its_batch_which_comes_back_after_the_visibility_timeout(
+    aws: dict[str, Any],
+) -> None:
+    sqs = aws["sqs"]
+    url, arn, dlq = _queue(sqs, visibility=1, max_receive=5)
+    entered, release = threading.Event(), threading.Event()
+    delivered: list[list[tuple[str, str]]] = []
+
+    def function(event: dict[str, Any]) -> dict[str, Any]:
+        delivered.append([(r["body"], r["attributes"]["ApproximateReceiveCount"]) for r in event["Records"]])
+        if len(delivered) == 1:  # the first invocation is mid-way when the kill comes
+            entered.set()
+            release.wait(10)
+        return {"batchItemFailures": []}
+
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=function,
+        batch_size=10,
+        batching_window=0,
+        report_batch_item_failures=True,
+    )
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": b, "MessageBody": b} for b in ("a", "b")])
+    poller.start()
+    assert entered.wait(10)
+    killed = poller.kill()
+    assert (killed.batches, killed.messages) == (1, 2)
+    assert not poller.running and poller.kills == 1
+    release.set()  # the invocation ends in the background; its result is thrown away
+    _wait_for(lambda: poller.abandoned_batches == 1)
+    assert poller.abandoned_messages == 2
+    assert _in_flight(sqs, url) == 2  # not deleted: still in flight until the visibility timeout
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages") is None
+
+    time.sleep(1.1)  # the visibility timeout (1 s) ends; SQS gives the batch out again
+    poller.start()  # `enable`: fresh threads
+    try:
+        _wait_for(lambda: len(delivered) == 2)
+        _wait_for(lambda: _in_flight(sqs, url) == 0)
+    finally:
+        poller.stop()
+    assert sorted(delivered[1]) == [("a", "2"), ("b", "2")]
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages") is None
+    assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages") is None
+    assert poller.abandoned_batches == 1  # the redelivered batch was deleted normally
+
+
+def test_a_kill_during_the_batching_window_abandons_what_was_gathered_without_invoking(
+    aws: dict[str, Any],
+) -> None:
+    sqs = aws["sqs"]
+    url, arn, _ = _queue(sqs, visibility=60)
+    invoked: list[Any] = []
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=invoked.append,
+        batch_size=10,
+        batching_window=30,  # the batch stays open far longer than the test
+        report_batch_item_failures=True,
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    poller.start()
+    _wait_for(lambda: _in_flight(sqs, url) == 1)
+    killed = poller.kill()
+    assert (killed.batches, killed.messages) == (1, 1)
+    _wait_for(lambda: poller.abandoned_batches == 1)
+    assert invoked == [] and poller.abandoned_messages == 1
+    assert _in_flight(sqs, url) == 1
+
+
+def test_a_failing_invocation_of_a_killed_poller_is_abandoned_too(aws: dict[str, Any]) -> None:
+    sqs = aws["sqs"]
+    url, arn, _ = _queue(sqs, visibility=60)
+    entered, release = threading.Event(), threading.Event()
+
+    def raising(event: dict[str, Any]) -> Any:
+        entered.set()
+        release.wait(10)
+        raise RuntimeError("the container died")
+
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=raising,
+        batch_size=10,
+        batching_window=0,
+        report_batch_item_failures=True,
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    poller.start()
+    assert entered.wait(10)
+    assert poller.kill().messages == 1
+    release.set()
+    _wait_for(lambda: poller.abandoned_batches == 1)
+    assert poller.errors == 1 and _in_flight(sqs, url) == 1
+    assert poller.kill() == KillOutcome(0, 0)  # killing a killed poller abandons nothing more

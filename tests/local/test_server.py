@@ -52,6 +52,11 @@ def gateway(key: SigningKey, invoke: Recorder, switched: list[tuple[str, bool]] 
         dev_token=lambda: issue_token(key, DEV_USER),
         describe=lambda: {"api": "x"},
         set_source_enabled=switch,
+        kill_source=lambda function: (
+            {"function": function, "enabled": False, "abandonedBatches": 1, "abandonedMessages": 3}
+            if function == "ProjectorFn"
+            else None
+        ),
     )
     return Gateway(ROUTES, Authorizer(key.jwks()), invoke, endpoints)
 
@@ -138,6 +143,17 @@ def test_switching_an_event_source_needs_an_admin(key: SigningKey) -> None:
     assert gw.handle("POST", "/local/functions/GetJobFn/enable", admin, b"").status == 404
     assert gw.handle("POST", "/local/functions/ProjectorFn/explode", admin, b"").status == 404
     assert switched == [("ProjectorFn", False), ("ProjectorFn", True), ("GetJobFn", True)]
+
+
+def test_killing_an_event_source_needs_an_admin_and_says_what_it_abandoned(key: SigningKey) -> None:
+    gw = gateway(key, Recorder())
+    assert gw.handle("POST", "/local/functions/ProjectorFn/kill", [], b"").status == 401
+    assert gw.handle("POST", "/local/functions/ProjectorFn/kill", bearer(key), b"").status == 403
+    admin = bearer(key, "root", admin=True)
+    answer = gw.handle("POST", "/local/functions/ProjectorFn/kill", admin, b"")
+    assert answer.status == 200
+    assert json.loads(answer.body)["abandonedMessages"] == 3
+    assert gw.handle("POST", "/local/functions/GetJobFn/kill", admin, b"").status == 404
 
 
 def test_the_http_server_serves_the_gateway_over_a_socket(key: SigningKey) -> None:

@@ -93,3 +93,14 @@ def test_jobstatus_local_runs_until_sigterm_and_cleans_up(
     assert "local: stopped." in out
     assert not (data_dir / "stack.json").exists()
     assert {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")} == before
+
+
+def test_jobstatus_local_with_a_missing_template_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    code = main(
+        ["local", "--port", str(free_port()), "--data-dir", str(tmp_path), "--template", str(missing)]
+    )
+    assert code == 2
+    assert "cannot read the template" in capsys.readouterr().err
