@@ -217,7 +217,8 @@ def test_reserve_reads_the_stored_job_when_the_store_does_not_return_it(keys: Jo
         try:
             return real_put(**kwargs)
         except ClientError as error:
-            error.response.pop("Item", None)  # type: ignore[misc]
+            response: Any = error.response
+            response.pop("Item", None)
             raise
 
     keys.client.put_item = put_without_old_item  # type: ignore[method-assign]
