@@ -275,7 +275,7 @@ class SqsPoller:
             )
         return BatchOutcome(len(records), len(done), len(failed))
 
-    def _commit(self, run: _Run, hand: _Hand | None, count: int) -> bool:
+    def _commit(self, run: _Run, hand: _Hand | None, count: int, invoked: bool = True) -> bool:
         """Whether the batch of `count` messages may be deleted: False when a kill abandoned it."""
         with self._count_lock:
             if hand is not None:
@@ -285,9 +285,11 @@ class SqsPoller:
             self.abandoned_batches += 1
             self.abandoned_messages += count
         log.warning(
-            "%s was killed during this batch: its result is discarded, its %d messages come back "
-            "after the visibility timeout",
+            "%s was killed %s: its %d messages are not deleted and come back after the visibility timeout",
             self.name,
+            "mid-invocation (its result is discarded)"
+            if invoked
+            else "while gathering a batch (never invoked)",
             count,
         )
         return False
@@ -303,7 +305,7 @@ class SqsPoller:
             if not messages:
                 return None
             if run.killed:  # killed while the batching window was open: never invoked
-                self._commit(run, hand, len(messages))
+                self._commit(run, hand, len(messages), invoked=False)
                 return BatchOutcome(len(messages), 0, len(messages))
             return self.deliver(messages, hand, run)
         finally:

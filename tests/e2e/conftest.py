@@ -32,6 +32,7 @@ class RunningStack:
     data_dir: Path
     port: int
     fal_failure_rate: float
+    template: Path | None = None  # `--template`; None runs the repo's template.yaml
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     described: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +66,7 @@ class RunningStack:
                     "0.3",
                     "--fal-failure-rate",
                     str(self.fal_failure_rate),
+                    *(["--template", str(self.template)] if self.template else []),
                 ],
                 cwd=ROOT,
                 env=env,

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 import pytest
 
+from jobstatus.codec import from_item
+from jobstatus.events import JobStatusChanged
+from local.dynamodb_local import free_port
+from local.template import TEMPLATE_PATH, Template
+from projector.fold import project
 from tests.e2e.conftest import JOBSTATUS, ROOT, RunningStack, submit, wait_until_finished
 
 pytestmark = pytest.mark.e2e
+PROJECTOR_VISIBILITY = 3  # seconds; template.yaml says 180, too slow to wait for in a test
+JOB_TTL_DAYS = int(Template.read(TEMPLATE_PATH).parameters["JobTtlDays"])
 
 
 def jobs_table_items(stack: RunningStack) -> dict[str, dict[str, Any]]:
@@ -95,6 +105,102 @@ def test_the_projector_stopped_mid_run_and_restarted_loses_nothing(stack: Runnin
             assert admin.post("/local/functions/ProjectorFn/enable").status_code == 200
         bodies = wait_until_finished(carol, ids)
     assert len(bodies) == 8
+
+
+def short_visibility_template(folder: Path, seconds: int) -> Path:
+    """A copy of template.yaml whose ProjectorQueue gives abandoned messages back after `seconds`."""
+    text = TEMPLATE_PATH.read_text()
+    start = text.index("\n  ProjectorQueue:\n")
+    line_start = text.index("      VisibilityTimeout: ", start)
+    line_end = text.index("\n", line_start)
+    copy = folder / "template.yaml"
+    copy.write_text(f"{text[:line_start]}      VisibilityTimeout: {seconds}{text[line_end:]}")
+    changed = Template.read(copy).resources["ProjectorQueue"]["Properties"]["VisibilityTimeout"]
+    original = Template.read(TEMPLATE_PATH).resources["ProjectorQueue"]["Properties"]["VisibilityTimeout"]
+    assert original != seconds and changed == seconds, "the replace missed the ProjectorQueue line"
+    return copy
+
+
+@pytest.fixture(scope="module")
+def quick_redelivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """A second stack, run with `--template` from a copy whose ProjectorQueue VisibilityTimeout is 3 s."""
+    folder = tmp_path_factory.mktemp("e2e-kill")
+    template = short_visibility_template(folder, PROJECTOR_VISIBILITY)
+    running = RunningStack(folder / "data", free_port(), fal_failure_rate=0.2, template=template)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def archived_projection(stack: RunningStack, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """`projector.fold.project` of the jobs' events in the stack's archive copy (archive.jsonl)."""
+    lines = (stack.data_dir / "archive.jsonl").read_text().splitlines()
+    details = [json.loads(line)["detail"] for line in lines if line.strip()]
+    events = [JobStatusChanged.from_detail(d) for d in details if d.get("jobId") in ids]
+    return project(events, ttl_days=JOB_TTL_DAYS, now=time.time())
+
+
+def projector_queue_depth(stack: RunningStack) -> int:
+    """Messages in the ProjectorQueue, visible or in flight."""
+    described = stack.described
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=described["endpoints"]["AWS_ENDPOINT_URL_SQS"],
+        region_name=described["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=described["queues"]["ProjectorQueue"]["url"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_the_projector_killed_mid_run_and_restarted_loses_nothing(
+    quick_redelivery_stack: RunningStack,
+) -> None:
+    stack = quick_redelivery_stack
+    ids: list[str] = []
+    with stack.client("root", admin=True) as admin, stack.client("frank") as frank:
+        # Kill ProjectorFn while status events flow; its 2 s batching window makes a batch in hand
+        # likely, but try again (with a few more jobs) until a kill really abandoned one.
+        for attempt in range(5):
+            ids += submit(frank, 8 if attempt == 0 else 2)
+            time.sleep(0.7)
+            killed = admin.post("/local/functions/ProjectorFn/kill")
+            assert killed.status_code == 200, killed.text
+            assert admin.get("/local/stack").json()["functions"]["ProjectorFn"]["enabled"] is False
+            if killed.json()["abandonedMessages"] > 0:
+                break
+            assert admin.post("/local/functions/ProjectorFn/enable").status_code == 200
+        abandoned = killed.json()["abandonedMessages"]
+        assert abandoned > 0, "no kill caught a batch in hand"
+        assert projector_queue_depth(stack) >= abandoned  # not deleted: in flight until 3 s pass
+        assert admin.post("/local/functions/ProjectorFn/enable").status_code == 200
+        bodies = wait_until_finished(frank, ids)
+        assert {body["status"] for body in bodies.values()} <= {"COMPLETED", "FAILED"}
+        poller = admin.get("/local/stack").json()["functions"]["ProjectorFn"]["poller"]
+        assert poller["abandonedMessages"] >= abandoned and poller["kills"] >= 1
+    # The abandoned messages came back and were deleted after a delivery: the queue drains.
+    deadline = time.monotonic() + 30
+    while projector_queue_depth(stack) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert projector_queue_depth(stack) == 0
+    # And the table holds exactly what the archived events fold to: nothing lost.
+    wanted = set(ids)
+    table = {j: from_item(item) for j, item in jobs_table_items(stack).items() if j in wanted}
+    expected = archived_projection(stack, wanted)
+    while table != expected and time.monotonic() < deadline:  # the archive copy lags by 0.5 s
+        time.sleep(0.5)
+        table = {j: from_item(item) for j, item in jobs_table_items(stack).items() if j in wanted}
+        expected = archived_projection(stack, wanted)
+    assert set(expected) == wanted
+    assert table == expected
 
 
 def test_wiping_the_table_and_replaying_the_archive_gives_identical_items(stack: RunningStack) -> None:
