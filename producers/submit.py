@@ -326,7 +326,7 @@ class Submitter:
 UNAVAILABLE_MESSAGE: Final = "the job could not be queued; try again with the same Idempotency-Key"
 # What each expected failure of a submission answers: (errors, status, code, message, Retry-After).
 REFUSALS: Final[tuple[tuple[tuple[type[Exception], ...], HTTPStatus, str, str, int | None], ...]] = (
-    ((NotQueued,), HTTPStatus.SERVICE_UNAVAILABLE, "UNAVAILABLE", UNAVAILABLE_MESSAGE, RETRY_AFTER_SECONDS),
+    ((NotQueued,), HTTPStatus.SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE, RETRY_AFTER_SECONDS),
     (
         (IdempotencyValidationError, KeyReused),
         HTTPStatus.BAD_REQUEST,
@@ -344,7 +344,7 @@ REFUSALS: Final[tuple[tuple[tuple[type[Exception], ...], HTTPStatus, str, str, i
     (
         (IdempotencyPersistenceLayerError, ClientError, BotoCoreError),
         HTTPStatus.SERVICE_UNAVAILABLE,
-        "UNAVAILABLE",
+        "SERVICE_UNAVAILABLE",
         UNAVAILABLE_MESSAGE,
         RETRY_AFTER_SECONDS,
     ),
@@ -391,7 +391,7 @@ def build_app(submitter: Submitter) -> APIGatewayRestResolver:
             return submitter.submit(user_id, app.current_event.decoded_body, key)
         except Exception:  # a bug of ours: a JSON 500 with the traceback in the log, not a bare 502
             logger.exception("unexpected error")
-            return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
+            return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error")
 
     @app.not_found
     def not_found(_: Exception) -> Response[str]:

@@ -181,7 +181,7 @@ def test_without_a_key_every_request_is_a_new_job() -> None:
 def test_a_key_without_a_configured_store_is_a_500_not_a_silent_new_job() -> None:
     events = FakeEvents()
     response = handle(post(GOOD, headers={"Idempotency-Key": "k-1"}), lambda_context(), make(events))
-    assert response["statusCode"] == 500 and json.loads(response["body"])["error"]["code"] == "INTERNAL"
+    assert response["statusCode"] == 500 and json.loads(response["body"])["error"]["code"] == "INTERNAL_ERROR"
     assert events.calls == []
 
 
@@ -190,6 +190,8 @@ def test_503_with_retry_after_when_the_request_event_cannot_be_published() -> No
     events = FakeEvents(lambda n, e: throttled())
     response = handle(post(GOOD), lambda_context(), make(events, outbox))
     assert response["statusCode"] == 503 and header(response, "Retry-After") == "2"
+    # The same error vocabulary as GetJobFn's (api.core): one error body format on every route.
+    assert json.loads(response["body"])["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert len(events.calls) >= 2  # retried first
     assert outbox.stored == []  # no QUEUED for a job that will never run
 
