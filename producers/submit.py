@@ -326,7 +326,13 @@ class Submitter:
 UNAVAILABLE_MESSAGE: Final = "the job could not be queued; try again with the same Idempotency-Key"
 # What each expected failure of a submission answers: (errors, status, code, message, Retry-After).
 REFUSALS: Final[tuple[tuple[tuple[type[Exception], ...], HTTPStatus, str, str, int | None], ...]] = (
-    ((NotQueued,), HTTPStatus.SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE, RETRY_AFTER_SECONDS),
+    (
+        (NotQueued,),
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        UNAVAILABLE_MESSAGE,
+        RETRY_AFTER_SECONDS,
+    ),
     (
         (IdempotencyValidationError, KeyReused),
         HTTPStatus.BAD_REQUEST,
