@@ -193,16 +193,17 @@ def test_the_hand_over_starts_a_reserve_before_the_deadline() -> None:
             return super().send(entries)
 
     outbox = TimedOutbox()
-    pub = publisher(FakeEvents(hang), outbox, outbox_reserve_seconds=0.1, outbox_reserve_cap_seconds=0.1)
-    assert pub.outbox_reserve() == pytest.approx(0.1)
+    # A wide reserve, so a scheduling stall on a busy machine cannot push the hand-over past it.
+    pub = publisher(FakeEvents(hang), outbox, outbox_reserve_seconds=0.5, outbox_reserve_cap_seconds=0.5)
+    assert pub.outbox_reserve() == pytest.approx(0.5)
     pub.emit(JOB, Status.COMPLETED, output_url="https://cdn.test/v.mp4")
     # When
-    deadline = time.monotonic() + 0.25
+    deadline = time.monotonic() + 1.2  # the reserve is at most half of what is left: 0.5 s applies
     report = pub.flush(deadline)
     release.set()
     # Then: it stopped waiting at deadline - reserve, not at the deadline
     assert report.undelivered == 1 and len(outbox.stored) == 1
-    assert deadline - 0.1 - 0.005 <= outbox.called_at < deadline
+    assert deadline - 0.5 - 0.005 <= outbox.called_at < deadline - 0.25
     pub.close()
 
 

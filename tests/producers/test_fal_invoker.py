@@ -285,7 +285,8 @@ def test_the_deadline_fails_the_job_before_lambda_would_kill_it(
         routes = fal_routes(mock)
         routes["status"].side_effect = None
         routes["status"].return_value = httpx.Response(200, json={"status": "IN_QUEUE", "queue_position": 3})
-        handle(record(request()), lambda_context(1_200), runner)  # margin 1 s: 0.2 s to wait
+        # Margin 1 s: 1.5 s to wait, so the deadline falls in the polling even on a cold, busy run.
+        handle(record(request()), lambda_context(2_500), runner)
     failed = statuses(events)[-1]
     assert failed.status == "FAILED" and failed.error is not None
     assert (failed.error.code, failed.error.retryable) == ("DEADLINE_EXCEEDED", True)
