@@ -309,8 +309,18 @@ def wait_for_port(port: int, seconds: float = 30.0) -> None:
 
 
 def put_once_ms(client: Any) -> float:
-    """One synchronous PutEvents of one entry to the bus, in ms: the floor of a delivered flush."""
-    entry = {"Source": "bench", "DetailType": "Reference", "Detail": "{}", "EventBusName": BUS}
+    """One synchronous PutEvents of one COMPLETED entry to the bus, in ms: the floor of a flush.
+
+    The entry is a real status event, so it matches the rule as the publisher's do: moto delivers
+    rule targets inside PutEvents (AWS does it after answering), and the floor must pay that too.
+    """
+    from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
+    from producers.publisher import JobRef, build_status_entry
+
+    job = JobRef(f"bench-floor-{uuid.uuid4()}", "bench-user", utc_now())
+    entry = build_status_entry(
+        job, Status.COMPLETED, bus_name=BUS, source=SOURCE_FAL_INVOKER, output_url="https://cdn.test/v.mp4"
+    ).entry
     start = time.perf_counter()
     client.put_events(Entries=[entry])
     return (time.perf_counter() - start) * 1000
