@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, EndpointConnectionError
-from moto import mock_aws
 
 from jobstatus.codec import from_item
 from jobstatus.events import Status
@@ -25,20 +23,7 @@ from tests.core.sqs import batch, envelope, failures, record
 
 pytestmark = pytest.mark.unit
 
-TABLE = "Jobs-unit"
-
-
-@pytest.fixture
-def client() -> Iterator[Any]:
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield ddb
+TABLE = "Jobs-unit"  # the `client` fixture's table (tests/core/conftest.py)
 
 
 class RecordingMetrics:

@@ -9,7 +9,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from jobstatus.codec import from_item
 from jobstatus.events import Status
@@ -19,20 +18,7 @@ from tests.core.factories import NOW, TTL_DAYS, at, event
 
 pytestmark = pytest.mark.unit
 
-TABLE = "Jobs-unit"
-
-
-@pytest.fixture
-def client() -> Iterator[Any]:
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield ddb
+TABLE = "Jobs-unit"  # the `client` fixture's table (tests/core/conftest.py)
 
 
 def write(store: JobStore, *events: Any) -> WriteResult:

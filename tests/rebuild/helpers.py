@@ -21,6 +21,7 @@ from jobstatus.events import (
 from local.template import Template
 from projector import rebuild_cli
 from projector.rebuild import ARCHIVE_ID, BUS_ID, PROJECTOR_RULE_ID
+from tests.core import sqs
 
 TTL_DAYS = 30
 
@@ -78,19 +79,10 @@ def _job_events(rng: random.Random, job_id: str, user_id: str, created: datetime
     return events
 
 
-def envelope(event: JobStatusChanged, *, account: str = "123456789012") -> dict[str, Any]:
-    """The EventBridge event that carries `event`."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": DETAIL_TYPE,
-        "source": SOURCE_SUBMIT if event.status == "QUEUED" else SOURCE_FAL_INVOKER,
-        "account": account,
-        "time": event.occurred_at[:19] + "Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": event.to_detail(),
-    }
+def envelope(event: JobStatusChanged) -> dict[str, Any]:
+    """The EventBridge event that carries `event`, from its producer, at its time."""
+    source = SOURCE_SUBMIT if event.status == "QUEUED" else SOURCE_FAL_INVOKER
+    return {**sqs.envelope(event.to_detail(), source=source), "time": event.occurred_at[:19] + "Z"}
 
 
 def entry(event: JobStatusChanged, bus: str) -> dict[str, Any]:
