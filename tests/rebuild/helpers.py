@@ -179,3 +179,20 @@ def run(*argv: str) -> int:
     """Run `jobstatus rebuild ARGV`; its exit code."""
     args = parse(*argv)
     return int(args.run(args))
+
+
+class ScriptedReplays:
+    """Answers DescribeReplay from a script; an exception in it is raised."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers: list[Any] = list(answers)
+        self.cancelled: list[str] = []
+
+    def describe(self, name: str) -> Any:
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def cancel(self, name: str) -> None:
+        self.cancelled.append(name)

@@ -16,7 +16,7 @@ from local.template import Template
 from projector import rebuild_cli
 from projector.rebuild import RebuildError, Replays, ReplayState, ReplayStatus
 
-from .helpers import create_bus, drain, history, parse, publish, run
+from .helpers import ScriptedReplays, create_bus, drain, history, parse, publish, run
 
 pytestmark = pytest.mark.unit
 
@@ -163,21 +163,6 @@ def test_some_arns_given_others_from_the_template():
 
 def status(state: str) -> ReplayStatus:
     return ReplayStatus.from_response({"ReplayName": "r", "State": state})
-
-
-class ScriptedReplays:
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.cancelled: list[str] = []
-
-    def describe(self, name):
-        answer = self.answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def cancel(self, name):
-        self.cancelled.append(name)
 
 
 def quiet() -> Console:

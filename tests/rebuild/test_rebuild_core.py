@@ -31,7 +31,7 @@ from projector.rebuild import (
 )
 from projector.store import InvalidForStore, Outcome, WriteResult
 
-from .helpers import envelope, history
+from .helpers import ScriptedReplays, envelope, history
 
 pytestmark = pytest.mark.unit
 
@@ -159,23 +159,6 @@ def test_terminal_states():
     assert status("COMPLETED").succeeded
     assert not status("FAILED", StateReason="boom").succeeded
     assert status("FAILED", StateReason="boom").reason == "boom"
-
-
-class ScriptedReplays:
-    """Answers DescribeReplay from a script; an exception in it is raised."""
-
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.cancelled: list[str] = []
-
-    def describe(self, name):
-        answer = self.answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def cancel(self, name):
-        self.cancelled.append(name)
 
 
 def test_watch_polls_until_the_replay_ends():
