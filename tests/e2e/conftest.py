@@ -11,8 +11,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import boto3
 import httpx
 import pytest
 
@@ -47,6 +48,17 @@ class RunningStack:
     def client(self, user: str, admin: bool = False) -> httpx.Client:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.token(user, admin)}"}, timeout=30
+        )
+
+    def aws(self, service: Literal["dynamodb", "sqs"]) -> Any:
+        """A boto3 client on the stack's local engine for `service` (`dynamodb`, `sqs`, ...)."""
+        described = self.described
+        return boto3.client(
+            service,
+            endpoint_url=described["endpoints"][f"AWS_ENDPOINT_URL_{service.upper()}"],
+            region_name=described["region"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
         )
 
     def start(self) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -29,13 +28,7 @@ JOB_TTL_DAYS = int(Template.read(TEMPLATE_PATH).parameters["JobTtlDays"])
 
 def jobs_table_items(stack: RunningStack) -> dict[str, dict[str, Any]]:
     described = stack.described
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"],
-        region_name=described["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = stack.aws("dynamodb")
     items: dict[str, dict[str, Any]] = {}
     for page in client.get_paginator("scan").paginate(TableName=described["tables"]["JobsTable"]):
         for item in page["Items"]:
@@ -45,13 +38,7 @@ def jobs_table_items(stack: RunningStack) -> dict[str, dict[str, Any]]:
 
 def wipe(stack: RunningStack) -> None:
     described = stack.described
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"],
-        region_name=described["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = stack.aws("dynamodb")
     for job_id in jobs_table_items(stack):
         client.delete_item(TableName=described["tables"]["JobsTable"], Key={"jobId": {"S": job_id}})
 
@@ -143,13 +130,7 @@ def archived_projection(stack: RunningStack, ids: set[str]) -> dict[str, dict[st
 def projector_queue_depth(stack: RunningStack) -> int:
     """Messages in the ProjectorQueue, visible or in flight."""
     described = stack.described
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=described["endpoints"]["AWS_ENDPOINT_URL_SQS"],
-        region_name=described["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sqs = stack.aws("sqs")
     attributes = sqs.get_queue_attributes(
         QueueUrl=described["queues"]["ProjectorQueue"]["url"],
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],

@@ -130,6 +130,29 @@ def _queue(sqs: Any, visibility: int = 1, max_receive: int = 2) -> tuple[str, st
     return url, arn, dlq
 
 
+def _poller(
+    sqs: Any,
+    url: str,
+    arn: str,
+    invoke: Any,
+    *,
+    batch_size: int = 10,
+    batching_window: float = 0.0,
+    report_batch_item_failures: bool = True,
+) -> SqsPoller:
+    """A poller named F on the test queue; the settings a test does not name are the usual ones."""
+    return SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=invoke,
+        batch_size=batch_size,
+        batching_window=batching_window,
+        report_batch_item_failures=report_batch_item_failures,
+    )
+
+
 def test_partial_failures_come_back_after_the_visibility_timeout_then_go_to_the_dlq(
     aws: dict[str, Any],
 ) -> None:
@@ -147,16 +170,7 @@ def test_partial_failures_come_back_after_the_visibility_timeout_then_go_to_the_
             ]
         }
 
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=function,
-        batch_size=10,
-        batching_window=0.0,
-        report_batch_item_failures=True,
-    )
+    poller = _poller(sqs, url, arn, function)
     first = poller.poll_once()
     assert first is not None and (first.delivered, first.deleted, first.failed) == (3, 2, 1)
     assert poller.poll_once() is None  # "bad" is in flight until its visibility timeout ends
@@ -178,28 +192,12 @@ def test_a_raising_function_or_bad_answer_fails_the_whole_batch(aws: dict[str, A
     def raising(event: dict[str, Any]) -> Any:
         raise RuntimeError("boom")
 
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=raising,
-        batch_size=5,
-        batching_window=0,
-        report_batch_item_failures=True,
-    )
+    poller = _poller(sqs, url, arn, raising, batch_size=5)
     outcome = poller.poll_once()
     assert outcome is not None and outcome.deleted == 0 and poller.errors == 1
     sqs.send_message(QueueUrl=url, MessageBody="y")
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=lambda e: {"batchItemFailures": [{"itemIdentifier": "unknown"}]},
-        batch_size=5,
-        batching_window=0,
-        report_batch_item_failures=True,
+    poller = _poller(
+        sqs, url, arn, lambda e: {"batchItemFailures": [{"itemIdentifier": "unknown"}]}, batch_size=5
     )
     outcome = poller.poll_once()
     assert outcome is not None and outcome.deleted == 0 and outcome.failed == 1
@@ -216,15 +214,8 @@ def test_without_report_batch_item_failures_every_record_is_deleted(aws: dict[st
         batches.append(len(event["Records"]))
         return {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=function,
-        batch_size=20,
-        batching_window=0.5,
-        report_batch_item_failures=False,
+    poller = _poller(
+        sqs, url, arn, function, batch_size=20, batching_window=0.5, report_batch_item_failures=False
     )
     first = poller.poll_once()
     assert first is not None and first.delivered == 20 and first.deleted == 20  # window filled the batch
@@ -237,16 +228,7 @@ def test_a_started_poller_delivers_until_stopped(aws: dict[str, Any]) -> None:
     sqs = aws["sqs"]
     url, arn, _ = _queue(sqs, visibility=60)
     delivered: list[str] = []
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=lambda e: delivered.extend(r["body"] for r in e["Records"]),
-        batch_size=10,
-        batching_window=0,
-        report_batch_item_failures=True,
-    )
+    poller = _poller(sqs, url, arn, lambda e: delivered.extend(r["body"] for r in e["Records"]))
     poller.start()
     poller.start()  # a second start while running changes nothing
     try:
@@ -289,16 +271,7 @@ def test_a_killed_poller_abandons_its_batch_which_comes_back_after_the_visibilit
             release.wait(10)
         return {"batchItemFailures": []}
 
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=function,
-        batch_size=10,
-        batching_window=0,
-        report_batch_item_failures=True,
-    )
+    poller = _poller(sqs, url, arn, function)
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": b, "MessageBody": b} for b in ("a", "b")])
     poller.start()
     assert entered.wait(10)
@@ -330,16 +303,8 @@ def test_a_kill_during_the_batching_window_abandons_what_was_gathered_without_in
     sqs = aws["sqs"]
     url, arn, _ = _queue(sqs, visibility=60)
     invoked: list[Any] = []
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=invoked.append,
-        batch_size=10,
-        batching_window=30,  # the batch stays open far longer than the test
-        report_batch_item_failures=True,
-    )
+    # The batch stays open far longer than the test.
+    poller = _poller(sqs, url, arn, invoked.append, batching_window=30)
     sqs.send_message(QueueUrl=url, MessageBody="x")
     poller.start()
     _wait_for(lambda: _in_flight(sqs, url) == 1)
@@ -360,16 +325,7 @@ def test_a_failing_invocation_of_a_killed_poller_is_abandoned_too(aws: dict[str,
         release.wait(10)
         raise RuntimeError("the container died")
 
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=raising,
-        batch_size=10,
-        batching_window=0,
-        report_batch_item_failures=True,
-    )
+    poller = _poller(sqs, url, arn, raising)
     sqs.send_message(QueueUrl=url, MessageBody="x")
     poller.start()
     assert entered.wait(10)
