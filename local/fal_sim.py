@@ -124,26 +124,18 @@ def install_simulated_fal(latency: float, failure_rate: float) -> tuple[str, Cal
     """Make FalInvokerFn use a `SimulatedFal`; what was installed, and how to undo it.
 
     FalInvokerFn builds its runner in a cached `dependencies()` that `lambda_handler` calls; the
-    local stack swaps that one function for one wiring the same runner (`make_runner`, the same
-    AWS clients) to the simulated gateway, so the handler and its decorators run unchanged.
+    local stack swaps that one function for one building the same runner (`build_runner`: the
+    same settings and AWS clients) on the simulated gateway, so the handler and its decorators
+    run unchanged.
     """
-    import boto3
-
     import producers.fal_invoker as invoker
-    from producers.aws import events_client, sqs_client
     from producers.settings import ProducerSettings
 
     fal = SimulatedFal(latency, failure_rate)
 
     @functools.cache
     def simulated_dependencies() -> JobRunner:
-        return invoker.make_runner(
-            fal,
-            ProducerSettings(),
-            events=events_client(),
-            sqs=sqs_client(),
-            dynamodb=boto3.client("dynamodb"),
-        )
+        return invoker.build_runner(fal, ProducerSettings())
 
     original = invoker.dependencies
     invoker.dependencies = simulated_dependencies

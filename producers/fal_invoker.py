@@ -80,25 +80,33 @@ def fal_key(settings: ProducerSettings) -> str | None:
     return None
 
 
-@functools.cache
-def dependencies() -> JobRunner:
-    """The runner for Lambda, built once per cold start (lazily, so tests can set env first)."""
+def build_runner(fal: FalGateway, settings: ProducerSettings) -> JobRunner:
+    """The runner on `fal` with `settings` and the AWS clients of this environment.
+
+    Lambda builds it on fal.ai's gateway (`dependencies`); the local stack on its simulated one.
+    """
     import boto3
     from botocore.config import Config
 
     from producers.aws import events_client, sqs_client
 
-    settings = ProducerSettings()
     store_config = Config(
         connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 3, "mode": "standard"}
     )
     return make_runner(
-        FalClientGateway(lambda: fal_key(settings)),
+        fal,
         settings,
         events=events_client(),
         sqs=sqs_client(),
         dynamodb=boto3.client("dynamodb", config=store_config),
     )
+
+
+@functools.cache
+def dependencies() -> JobRunner:
+    """The runner for Lambda, built once per cold start (lazily, so tests can set env first)."""
+    settings = ProducerSettings()
+    return build_runner(FalClientGateway(lambda: fal_key(settings)), settings)
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runner: JobRunner) -> dict[str, Any]:
