@@ -151,6 +151,12 @@ class SqsPoller:
         self.abandoned_messages = 0
 
     @property
+    def in_hand(self) -> int:
+        """Messages this poller has received and neither deleted nor given back yet."""
+        with self._count_lock:
+            return sum(len(hand.messages) for hand in self._run_state.hands)
+
+    @property
     def running(self) -> bool:
         """Whether any polling thread is alive."""
         return any(thread.is_alive() for thread in self._threads)

@@ -307,7 +307,9 @@ def test_a_kill_during_the_batching_window_abandons_what_was_gathered_without_in
     poller = _poller(sqs, url, arn, invoked.append, batching_window=30)
     sqs.send_message(QueueUrl=url, MessageBody="x")
     poller.start()
-    _wait_for(lambda: _in_flight(sqs, url) == 1)
+    # The poller's own view: SQS counts the message in flight a moment before the poller holds it.
+    _wait_for(lambda: poller.in_hand == 1)
+    assert _in_flight(sqs, url) == 1
     killed = poller.kill()
     assert (killed.batches, killed.messages) == (1, 1)
     _wait_for(lambda: poller.abandoned_batches == 1)
