@@ -20,6 +20,11 @@ is enqueued. Everything after that never raises into the caller:
   Each such event is logged at ERROR with the whole entry and counted as
   `StatusEventsUndelivered`; if the outbox refuses it too, that log line is the record.
 
+Python hands the GIL to a waiting thread only once per switch interval (5 ms by default): with
+the senders busy in botocore, an `emit` could wait that long for it. Starting its senders, the
+publisher lowers the process's interval to `caller_switch_interval` (1 ms; it never raises it),
+so an emit waits at most about that.
+
 Metrics are added on the caller's thread at `flush` (Powertools Metrics is not thread-safe).
 A duplicate is possible when a deadline abandons an in-flight call that then succeeds: the
 event then arrives twice with one eventId, which the projection absorbs by design.
@@ -27,11 +32,13 @@ event then arrives twice with one eventId, which the projection absorbs by desig
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -151,6 +158,26 @@ def build_status_entry(
             f"{EVENTBRIDGE_MAX_ENTRY_BYTES}"
         )
     return StatusEntry(event, entry)
+
+
+def status_entry_from(entry: Mapping[str, Any]) -> StatusEntry | None:
+    """A recorded PutEvents entry of a status event, validated again; None (with an ERROR line) if not one."""
+    try:
+        if entry.get("DetailType") != DETAIL_TYPE:
+            raise ValueError(f"DetailType is {entry.get('DetailType')!r}")
+        event = JobStatusChanged.from_detail(json.loads(entry["Detail"]))
+        restored: Entry = {
+            "Source": str(entry["Source"]),
+            "DetailType": DETAIL_TYPE,
+            "Detail": str(entry["Detail"]),
+            "EventBusName": str(entry["EventBusName"]),
+        }
+    except (KeyError, TypeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+        logger.error(
+            "a recorded status entry is unreadable", extra={"entry": dict(entry), "error": str(error)}
+        )
+        return None
+    return StatusEntry(event, restored)
 
 
 class SqsOutbox:
@@ -335,6 +362,7 @@ class StatusPublisher:
         breaker: CircuitBreaker | None = None,
         outbox_reserve_seconds: float = 0.015,
         outbox_reserve_cap_seconds: float = 0.03,
+        caller_switch_interval: float = 0.001,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._events = events
@@ -346,6 +374,7 @@ class StatusPublisher:
         self._max_attempts = max_attempts
         self._rng = rng or random.Random()  # jitter, not security
         self._senders = max(1, senders)
+        self._switch_interval = caller_switch_interval
         self._clock = clock
         self.breaker = breaker or CircuitBreaker(clock=clock)
         self._reserve_cap = outbox_reserve_cap_seconds
@@ -468,6 +497,8 @@ class StatusPublisher:
         self._threads = [thread for thread in self._threads if thread.is_alive()]
         if len(self._threads) < self._senders:
             self._stopping = False
+            if sys.getswitchinterval() > self._switch_interval:
+                sys.setswitchinterval(self._switch_interval)
         while len(self._threads) < self._senders:
             thread = threading.Thread(
                 target=self._run, name=f"status-publisher-{len(self._threads)}", daemon=True

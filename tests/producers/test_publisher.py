@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 
 import boto3
@@ -13,7 +14,14 @@ from moto import mock_aws
 from jobstatus.events import Status
 from local.dynamodb_local import free_port
 from producers.aws import FAST_FAIL
-from producers.publisher import InvalidStatusEvent, JobRef, SqsOutbox, StatusPublisher, build_status_entry
+from producers.publisher import (
+    InvalidStatusEvent,
+    JobRef,
+    SqsOutbox,
+    StatusPublisher,
+    build_status_entry,
+    status_entry_from,
+)
 from producers.putevents import Backoff
 from tests.producers.fakes import FakeEvents, FakeMetrics, FakeOutbox, throttled
 
@@ -200,3 +208,46 @@ def test_sqs_outbox_reports_what_it_could_not_store() -> None:
     missing = "https://sqs.us-east-1.amazonaws.com/123456789012/nope"
     assert next(why for _, why in SqsOutbox(sqs, missing).send([entry]))
     assert SqsOutbox(sqs, "").send([entry])[0][1].startswith("no outbox queue")
+
+
+def test_starting_the_senders_lowers_the_switch_interval_and_never_raises_it() -> None:
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # CPython's default
+        pub = publisher(FakeEvents())
+        pub.emit(JOB, Status.QUEUED)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+        pub.close()
+        sys.setswitchinterval(0.0005)
+        again = publisher(FakeEvents())
+        again.emit(JOB, Status.QUEUED)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        again.close()
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_a_recorded_entry_reads_back_as_the_same_event() -> None:
+    item = build_status_entry(JOB, Status.QUEUED, bus_name="b", source="s")
+    stored = json.loads(json.dumps(dict(item.entry)))  # as an idempotency record keeps it
+    assert status_entry_from(stored) == item
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"DetailType": "Other"},
+        {"Detail": "{not json"},
+        {"Detail": json.dumps({"jobId": "job-1"})},
+        {"EventBusName": None},
+    ],
+)
+def test_an_unreadable_recorded_entry_is_refused_with_a_log_line(
+    change: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = dict(build_status_entry(JOB, Status.QUEUED, bus_name="b", source="s").entry)
+    entry.update(change)
+    entry = {k: v for k, v in entry.items() if v is not None}
+    with caplog.at_level(logging.ERROR):
+        assert status_entry_from(entry) is None
+    assert "unreadable" in caplog.text
