@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from producers.fal import FalError, FalState, FalStatus, error_for_status
 
 if TYPE_CHECKING:
-    from producers.jobrun import JobRunner
+    from producers.fal_invoker import Invoker
 
 QUEUED_SHARE: Final = 0.2  # the part of a request's time spent IN_QUEUE
 UNKNOWN_REQUEST: Final = 404
@@ -124,7 +124,7 @@ def install_simulated_fal(latency: float, failure_rate: float) -> tuple[str, Cal
     """Make FalInvokerFn use a `SimulatedFal`; what was installed, and how to undo it.
 
     FalInvokerFn builds its runner in a cached `dependencies()` that `lambda_handler` calls; the
-    local stack swaps that one function for one building the same runner (`build_runner`: the
+    local stack swaps that one function for one building the same runner (`build_invoker`: the
     same settings and AWS clients) on the simulated gateway, so the handler and its decorators
     run unchanged.
     """
@@ -134,8 +134,8 @@ def install_simulated_fal(latency: float, failure_rate: float) -> tuple[str, Cal
     fal = SimulatedFal(latency, failure_rate)
 
     @functools.cache
-    def simulated_dependencies() -> JobRunner:
-        return invoker.build_runner(fal, ProducerSettings())
+    def simulated_dependencies() -> Invoker:
+        return invoker.build_invoker(fal, ProducerSettings())
 
     original = invoker.dependencies
     invoker.dependencies = simulated_dependencies

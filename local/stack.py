@@ -30,6 +30,7 @@ from local.poller import SqsPoller
 from local.resources import StackResources, provision
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
 from local.template import TEMPLATE_PATH, Template
+from producers.afterresponse import after_response
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -79,6 +80,7 @@ class FunctionRunner:
         self.specs = specs
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._lock = threading.Lock()
+        self._workers: set[threading.Thread] = set()
 
     def handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
         """The function's handler, imported on first use (its cold start)."""
@@ -86,6 +88,13 @@ class FunctionRunner:
             if logical_id not in self._handlers:
                 self._handlers[logical_id] = self.specs[logical_id].load()
             return self._handlers[logical_id]
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait for invocations still running (or finishing their post-response work) to end."""
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout)
 
     def forget(self) -> None:
         """Clear the cold-start caches (`dependencies()`) of every handler module imported."""
@@ -102,23 +111,34 @@ class FunctionRunner:
 
         As Lambda does, an invocation still running at its timeout is a failure
         (`FunctionTimeout`): a poller's batch comes back after its visibility timeout, the API
-        answers 504. Python cannot stop the thread, so it finishes in the background.
+        answers 504. Python cannot stop the thread, so it finishes in the background. What the
+        handler deferred until after its response (`producers.afterresponse`) runs on the same
+        thread once the response is handed back, as a Lambda extension runs it.
         """
         spec = self.specs[logical_id]
         handler = self.handler(logical_id)
         context = spec.context()
         outcome: dict[str, Any] = {}
+        answered = threading.Event()
 
         def run() -> None:
             try:
-                outcome["result"] = handler(event, context)
-            except BaseException as error:  # handed to the caller's thread below
-                outcome["error"] = error
+                with after_response.held() as held:
+                    try:
+                        outcome["result"] = handler(event, context)
+                    except BaseException as error:  # handed to the caller's thread below
+                        outcome["error"] = error
+                answered.set()
+                held.run()
+            finally:
+                with self._lock:
+                    self._workers.discard(threading.current_thread())
 
         worker = threading.Thread(target=run, name=f"{logical_id}-{context.aws_request_id[:8]}", daemon=True)
+        with self._lock:
+            self._workers.add(worker)
         worker.start()
-        worker.join(spec.timeout)
-        if worker.is_alive():
+        if not answered.wait(spec.timeout):
             raise FunctionTimeout(f"{logical_id} timed out after {spec.timeout} s")
         if "error" in outcome:
             raise outcome["error"]
@@ -410,6 +430,8 @@ class LocalStack:
     def _stop_pollers(self) -> None:
         for poller in self.pollers.values():
             poller.stop()
+        if self.runner is not None:
+            self.runner.wait_idle()
 
     def set_source_enabled(self, logical_id: str, enabled: bool) -> bool:
         """Switch a function's SQS event source on or off; False when it has none."""

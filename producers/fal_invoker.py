@@ -4,14 +4,25 @@ The rule `VideoRequestedToInvokerRule` feeds `InvokerQueue` (BatchSize 1, partia
 failures). A record that names no job goes to failure with a log line (and, after
 `maxReceiveCount`, to the DLQ); a job that fails on Fal is a FAILED event, not a failed record.
 
-`handle(event, context, runner)` drives it with injected dependencies (tests, the local stack,
-benchmarks: `make_runner(fal, ...)` with any `FalGateway`); `lambda_handler` is the AWS entry.
+The status events' flush runs after the response when it can (`producers.afterresponse`: a
+Lambda internal extension), so it adds nothing to the job's wall time. The record of a finished
+job is then still reported in `batchItemFailures`, so the event source mapping keeps it, and
+deleted by that post-response work once every event of the job is on the bus or in the outbox.
+If the environment dies first, SQS hands the record out again after its visibility timeout, and
+the job's idempotency record re-publishes its events: none is silently lost. Without the
+extension (tests, scripts) the flush runs before the handler returns and the record is reported
+done, as before.
+
+`handle(event, context, runner, records)` drives it with injected dependencies (tests, the local
+stack, benchmarks: `make_runner(fal, ...)` with any `FalGateway`); `lambda_handler` is the AWS entry.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,9 +31,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import SOURCE_FAL_INVOKER
+from producers.afterresponse import AfterResponse, after_response
 from producers.fal import FalClientGateway, FalGateway, key_from_secret
 from producers.jobrun import BadRecord, JobRunner, RunnerConfig, parse_request
-from producers.publisher import MetricsPort, SqsOutbox, StatusPublisher
+from producers.publisher import FlushReport, MetricsPort, SqsOutbox, StatusPublisher
 from producers.settings import ProducerSettings
 
 if TYPE_CHECKING:
@@ -32,6 +44,45 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()
+# Lambda's init phase is the moment to register the internal extension (no-op elsewhere).
+after_response.start()
+
+
+class FinishedRecords:
+    """Deletes InvokerQueue records whose jobs are done (the SQS adapter of the post-response work)."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def delete(self, records: Sequence[dict[str, Any]]) -> list[str]:
+        """DeleteMessageBatch (10 a call); the messageIds not deleted, which SQS hands out again."""
+        left: list[str] = []
+        for start in range(0, len(records), 10):
+            batch = records[start : start + 10]
+            try:
+                answer = self._client.delete_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(batch)
+                    ],
+                )
+            except Exception as error:  # post-response work has no caller to raise into
+                logger.warning(
+                    "finished records not deleted", extra={"error": f"{type(error).__name__}: {error}"}
+                )
+                left.extend(str(r["messageId"]) for r in batch)
+                continue
+            left.extend(str(batch[int(f["Id"])]["messageId"]) for f in answer.get("Failed", []))
+        return left
+
+
+@dataclass(frozen=True)
+class Invoker:
+    """What the Lambda entry point needs: the runner, and where finished records are deleted."""
+
+    runner: JobRunner
+    records: FinishedRecords | None
 
 
 def make_runner(
@@ -64,6 +115,7 @@ def make_runner(
             retry_base_seconds=settings.fal_retry_base_seconds,
             deadline_margin_seconds=settings.deadline_margin_seconds,
             flush_seconds=settings.status_flush_seconds,
+            flush_after_response_seconds=settings.status_flush_after_response_seconds,
             idempotency_expiry_seconds=settings.idempotency_expiry_seconds,
         ),
     )
@@ -80,7 +132,7 @@ def fal_key(settings: ProducerSettings) -> str | None:
     return None
 
 
-def build_runner(fal: FalGateway, settings: ProducerSettings) -> JobRunner:
+def build_invoker(fal: FalGateway, settings: ProducerSettings) -> Invoker:
     """The runner on `fal` with `settings` and the AWS clients of this environment.
 
     Lambda builds it on fal.ai's gateway (`dependencies`); the local stack on its simulated one.
@@ -93,25 +145,88 @@ def build_runner(fal: FalGateway, settings: ProducerSettings) -> JobRunner:
     store_config = Config(
         connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 3, "mode": "standard"}
     )
-    return make_runner(
+    sqs = sqs_client()
+    runner = make_runner(
         fal,
         settings,
         events=events_client(),
-        sqs=sqs_client(),
+        sqs=sqs,
         dynamodb=boto3.client("dynamodb", config=store_config),
     )
+    queue = settings.invoker_queue_url
+    return Invoker(runner, FinishedRecords(sqs, queue) if queue else None)
 
 
 @functools.cache
-def dependencies() -> JobRunner:
-    """The runner for Lambda, built once per cold start (lazily, so tests can set env first)."""
+def dependencies() -> Invoker:
+    """The invoker for Lambda, built once per cold start (lazily, so tests can set env first)."""
     settings = ProducerSettings()
-    return build_runner(FalClientGateway(lambda: fal_key(settings)), settings)
+    return build_invoker(FalClientGateway(lambda: fal_key(settings)), settings)
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runner: JobRunner) -> dict[str, Any]:
-    """Run the job of every record; the records that must be retried, as `batchItemFailures`."""
+def settle(
+    flush: Callable[[], FlushReport],
+    finished: list[dict[str, Any]],
+    records: FinishedRecords | None,
+    *,
+    after_response: bool = False,
+) -> None:
+    """Flush the status events; then delete `finished` if every one is on the bus or in the outbox.
+
+    When some event is in neither (the outbox refused it: its ERROR line is the record), the
+    records stay in the queue, and their redelivery re-publishes the job's recorded events.
+    After the response, the handler's `log_metrics` has already written its metrics: the
+    flush's own are written here.
+    """
+    report = flush()
+    if after_response and metrics.metric_set:
+        metrics.flush_metrics()
+    if finished and records is not None:
+        if report.lost:
+            logger.error(
+                "status events neither delivered nor in the outbox; the job records are kept for redelivery",
+                extra={"lost": report.lost, "messageIds": [r["messageId"] for r in finished]},
+            )
+        else:
+            left = records.delete(finished)
+            if left:
+                logger.warning(
+                    "finished records come back after their visibility timeout", extra={"messageIds": left}
+                )
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runner: JobRunner,
+    records: FinishedRecords | None = None,
+    after: AfterResponse = after_response,
+) -> dict[str, Any]:
+    """Run the job of every record; the records that must be retried, as `batchItemFailures`.
+
+    With `records` and a post-response phase (`after.deferring()`), finished records are also
+    listed there and deleted by the deferred `settle` instead (see the module docstring).
+    """
+    deferred = after.deferring()
+    keep_until_settled = records is not None and deferred
     failures: list[dict[str, str]] = []
+    finished: list[dict[str, Any]] = []
+    try:
+        _run_records(event, context, runner, failures, finished if keep_until_settled else None)
+    finally:
+        flush = functools.partial(runner.flush, after_response=deferred)
+        after.defer(functools.partial(settle, flush, finished, records, after_response=deferred))
+    failures.extend({"itemIdentifier": str(r["messageId"])} for r in finished)
+    return {"batchItemFailures": failures}
+
+
+def _run_records(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runner: JobRunner,
+    failures: list[dict[str, str]],
+    finished: list[dict[str, Any]] | None,
+) -> None:
     for record in event.get("Records", []):
         message_id = str(record.get("messageId", ""))
         try:
@@ -126,7 +241,9 @@ def handle(event: dict[str, Any], context: LambdaContext, runner: JobRunner) -> 
         logger.append_keys(jobId=job.ref.job_id)
         try:
             outcome = runner.handle(job, context)
-            logger.info("job handled", extra={"outcome": outcome})
+            logger.info("job handled", extra={"outcome": {k: v for k, v in outcome.items() if k != "events"}})
+            if finished is not None:
+                finished.append(record)
         except IdempotencyAlreadyInProgressError:
             logger.warning("another run of this job is in progress; retrying the record later")
             failures.append({"itemIdentifier": message_id})
@@ -135,11 +252,12 @@ def handle(event: dict[str, Any], context: LambdaContext, runner: JobRunner) -> 
             failures.append({"itemIdentifier": message_id})
         finally:
             logger.remove_keys(["jobId"])
-    return {"batchItemFailures": failures}
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@after_response.wrap
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """AWS entry point."""
-    return handle(event, context, dependencies())
+    invoker = dependencies()
+    return handle(event, context, invoker.runner, invoker.records)

@@ -6,8 +6,13 @@ poll until COMPLETED or the deadline; then COMPLETED (with `outputUrl`, trimmed 
 
 No I/O of its own: Fal, the status publisher and the idempotency store are passed in. The
 whole job and, inside it, the Fal submission are each idempotent on the jobId (Powertools
-Idempotency): a redelivered request of a finished job does nothing, and one whose first run
-died after submitting picks up the same Fal request instead of submitting it again.
+Idempotency): a redelivered request of a finished job never runs it again, and one whose first
+run died after submitting picks up the same Fal request instead of submitting it again.
+
+The outcome a finished run stores holds the PutEvents entries of every status event it emitted.
+A redelivered request of a finished job puts them back on the bus (same eventIds, so the
+projection absorbs the duplicates): when an invocation died after the run was recorded but
+before its events were on the bus or in the outbox, its retry still delivers them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import concurrent.futures
 import hashlib
 import json
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -43,7 +49,15 @@ from jobstatus.events import (
     utc_now,
 )
 from producers.fal import FalError, FalGateway, FalState, FalStatus
-from producers.publisher import InvalidStatusEvent, JobRef, MetricsPort, StatusPublisher
+from producers.publisher import (
+    FlushReport,
+    InvalidStatusEvent,
+    JobRef,
+    MetricsPort,
+    StatusEntry,
+    StatusPublisher,
+    status_entry_from,
+)
 
 logger = Logger(child=True)
 
@@ -186,6 +200,7 @@ class RunnerConfig:
     retry_base_seconds: float = 1.0
     deadline_margin_seconds: float = 20.0
     flush_seconds: float = 0.05
+    flush_after_response_seconds: float = 0.5
     idempotency_expiry_seconds: int = 2 * 24 * 3600
 
 
@@ -222,10 +237,12 @@ class JobRunner:
             key_prefix=SUBMIT_KEY_PREFIX,
         )
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="fal-call")
+        self._local = threading.local()  # the run in progress on this thread (the local stack runs several)
 
     def handle(self, job: Job, context: LambdaContext) -> dict[str, Any]:
-        """Run `job` once (a redelivery returns the first run's outcome), then flush the statuses.
+        """Run `job` once; a redelivery of a finished job re-publishes its stored events instead.
 
+        The events are only enqueued: `flush` (at the end of the invocation) delivers them.
         Raises the Powertools idempotency errors (another run of this job is in progress, the
         store is down): the record is then retried later rather than risking a double submission.
         """
@@ -234,17 +251,49 @@ class JobRunner:
         deadline = (
             self.clock() + context.get_remaining_time_in_millis() / 1000 - self.config.deadline_margin_seconds
         )
-        try:
-            outcome: dict[str, Any] = self._run_once(key=job.key, job=job, deadline=deadline)
-            return outcome
-        finally:
-            self.publisher.flush(self.clock() + self.config.flush_seconds)
+        self._local.ran = False
+        outcome: dict[str, Any] = self._run_once(key=job.key, job=job, deadline=deadline)
+        if not self._local.ran:
+            self._republish(job.ref, outcome)
+        return outcome
+
+    def flush(self, after_response: bool = False) -> FlushReport:
+        """Deliver what was published, within `flush_seconds` (`flush_after_response_seconds`
+        when it runs after the response); the rest goes to the outbox."""
+        config = self.config
+        seconds = config.flush_after_response_seconds if after_response else config.flush_seconds
+        return self.publisher.flush(self.clock() + seconds)
+
+    def _republish(self, ref: JobRef, outcome: dict[str, Any]) -> None:
+        stored = outcome.get("events")
+        entries = [status_entry_from(entry) for entry in stored] if isinstance(stored, list) else []
+        items = [item for item in entries if item is not None and item.job_id == ref.job_id]
+        logger.info(
+            "job already ran; its recorded status events are published again",
+            extra={"jobId": ref.job_id, "events": len(items), "recorded": len(stored or [])},
+        )
+        for item in items:
+            self.publisher.publish(item)
 
     # -- the job, run once -------------------------------------------------------------------
 
     def _run(self, key: dict[str, str], job: Job, deadline: float) -> dict[str, Any]:
+        self._local.ran = True
+        self._local.entries = []
+        outcome = self._run_job(job, key, deadline)
+        outcome["events"] = [dict(item.entry) for item in self._local.entries]
+        return outcome
+
+    def _emit(self, ref: JobRef, status: Status, **details: Any) -> None:
+        self._publish(self.publisher.build(ref, status, **details))
+
+    def _publish(self, item: StatusEntry) -> None:
+        self._local.entries.append(item)
+        self.publisher.publish(item)
+
+    def _run_job(self, job: Job, key: dict[str, str], deadline: float) -> dict[str, Any]:
         ref = job.ref
-        self.publisher.emit(ref, Status.QUEUED)
+        self._emit(ref, Status.QUEUED)
         problem = input_problem(job)
         if problem is not None:
             return self._fail(ref, FalError(INVALID_INPUT, problem, retryable=False))
@@ -262,9 +311,7 @@ class JobRunner:
         logger.info(
             "submitted to Fal", extra={"jobId": ref.job_id, "falRequestId": request_id, "model": model}
         )
-        self.publisher.emit(
-            ref, Status.PROCESSING, started_at=started_at, result={"falRequestId": request_id}
-        )
+        self._emit(ref, Status.PROCESSING, started_at=started_at, result={"falRequestId": request_id})
         try:
             queue_wait = self._wait(model, request_id, deadline, submitted_clock, ref)
             result = self._call(lambda: self.fal.result(model, request_id), deadline)
@@ -361,7 +408,7 @@ class JobRunner:
                 FAL_RESULT_INVALID, f"the Fal result cannot be published: {invalid}", retryable=False
             )
             return self._fail(ref, error, started_at, request_id)
-        self.publisher.publish(item)
+        self._publish(item)
         return {"jobId": ref.job_id, "status": Status.COMPLETED.value, "falRequestId": request_id}
 
     def _fail(
@@ -376,7 +423,7 @@ class JobRunner:
                 "retryable": error.retryable,
             },
         )
-        self.publisher.emit(
+        self._emit(
             ref,
             Status.FAILED,
             started_at=started_at,

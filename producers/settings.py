@@ -16,6 +16,8 @@ class ProducerSettings(Settings):
     """Settings of SubmitJobFn, FalInvokerFn and RepublisherFn (environment variables)."""
 
     outbox_queue_url: str = ""
+    # FalInvokerFn deletes the records of finished jobs itself, after its post-response flush.
+    invoker_queue_url: str = ""
     idempotency_table_name: str = "jobs-dev-idempotency"
     model_allow_list: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MODELS
     fal_key: SecretStr | None = None
@@ -23,6 +25,10 @@ class ProducerSettings(Settings):
     # How long a handler may wait, at its end, for status events still being sent; after it
     # they go to the outbox. The job's added latency stays under ~100 ms even with the bus down.
     status_flush_seconds: float = Field(default=0.05, gt=0, le=5)
+    # The same wait when it runs after the response (FalInvokerFn's Lambda extension): off the
+    # job's path, so it can let a slow bus finish rather than fill the outbox; the circuit
+    # breaker still ends it early when the bus is down.
+    status_flush_after_response_seconds: float = Field(default=0.5, gt=0, le=10)
     # How long SubmitJobFn retries its PutEvents before answering 503.
     submit_publish_seconds: float = Field(default=0.5, gt=0, le=10)
     # FalInvokerFn: the wait on Fal ends this long before Lambda would kill the function, so

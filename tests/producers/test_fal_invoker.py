@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, cast
@@ -15,11 +16,12 @@ import respx
 from moto import mock_aws
 
 from jobstatus.events import JobStatusChanged
+from producers.afterresponse import AfterResponse
 from producers.fal import FalClientGateway
-from producers.fal_invoker import fal_key, handle, make_runner
+from producers.fal_invoker import FinishedRecords, fal_key, handle, make_runner
 from producers.jobrun import JobRunner, job_id_for, trim_result
 from producers.settings import ProducerSettings
-from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context
+from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context, throttled
 
 pytestmark = pytest.mark.unit
 
@@ -61,17 +63,19 @@ def metrics() -> FakeMetrics:
     return FakeMetrics()
 
 
-@pytest.fixture
-def runner(aws: dict[str, Any], events: FakeEvents, metrics: FakeMetrics) -> Iterator[JobRunner]:
+def build_runner(
+    aws: dict[str, Any], events: FakeEvents, metrics: FakeMetrics, outbox: str, **more: Any
+) -> JobRunner:
     settings = ProducerSettings(
         event_bus_name="jobs-test",
-        outbox_queue_url=aws["outbox"],
+        outbox_queue_url=outbox,
         idempotency_table_name="idempotency",
         fal_poll_seconds=0.001,
         fal_retry_base_seconds=0.001,
         deadline_margin_seconds=1.0,
+        **more,
     )
-    built = make_runner(
+    return make_runner(
         FalClientGateway(lambda: "test-key"),
         settings,
         events=cast(Any, events),
@@ -79,6 +83,11 @@ def runner(aws: dict[str, Any], events: FakeEvents, metrics: FakeMetrics) -> Ite
         dynamodb=aws["dynamodb"],
         metrics_sink=metrics,
     )
+
+
+@pytest.fixture
+def runner(aws: dict[str, Any], events: FakeEvents, metrics: FakeMetrics) -> Iterator[JobRunner]:
+    built = build_runner(aws, events, metrics, aws["outbox"])
     yield built
     built.publisher.close()
 
@@ -181,7 +190,11 @@ def test_a_redelivered_request_is_not_submitted_twice(runner: JobRunner, events:
         again = handle(record(request()), lambda_context(), runner)
     assert again == {"batchItemFailures": []}
     assert routes["submit"].call_count == 1
-    assert len(events.details()) == 3  # nothing published the second time
+    # The redelivery runs nothing again; it re-publishes the first run's events, byte for byte
+    # (same eventIds: the projection absorbs them), so a lost flush is made good.
+    first, second = events.delivered[:3], events.delivered[3:]
+    assert sorted(second, key=json.dumps) == sorted(first, key=json.dumps)
+    assert sorted(json.loads(e["Detail"])["status"] for e in second) == ["COMPLETED", "PROCESSING", "QUEUED"]
 
 
 def test_a_run_that_died_after_submitting_resumes_the_same_fal_request(
@@ -342,3 +355,147 @@ def test_fal_key_comes_from_the_environment_or_a_secret(monkeypatch: pytest.Monk
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
         arn = secrets.create_secret(Name="fal", SecretString=json.dumps({"FAL_KEY": "k2"}))["ARN"]
         assert fal_key(ProducerSettings(fal_key_secret_arn=arn)) == "k2"
+
+
+# -- the post-response phase: flush, then delete the finished record ---------------------------
+
+
+def received(aws: dict[str, Any], queue: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """One InvokerQueue record as the event source mapping hands it over (the message in flight)."""
+    body = json.loads(record(detail)["Records"][0]["body"])
+    aws["sqs"].send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    return receive(aws, queue)
+
+
+def receive(aws: dict[str, Any], queue: str) -> dict[str, Any]:
+    message = aws["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+    }
+
+
+def messages_in(aws: dict[str, Any], queue: str) -> tuple[int, int]:
+    """(visible, in flight) messages of the queue."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = aws["sqs"].get_queue_attributes(QueueUrl=queue, AttributeNames=names)["Attributes"]
+    return int(attributes[names[0]]), int(attributes[names[1]])
+
+
+def recorded_event_ids(aws: dict[str, Any]) -> set[str]:
+    """The eventIds of the events the job's idempotency record holds."""
+    items = aws["dynamodb"].scan(TableName="idempotency")["Items"]
+    (job,) = [i for i in items if i["id"]["S"].startswith("fal-invoker.job")]
+    return {json.loads(e["Detail"])["eventId"] for e in json.loads(job["data"]["S"])["events"]}
+
+
+def invoke_deferred(
+    runner: JobRunner, record_: dict[str, Any], records: FinishedRecords
+) -> tuple[dict[str, Any], Any]:
+    """The Lambda entry's shape: a wrapped handler, its post-response work held until `run()`."""
+    after = AfterResponse()
+    handler = after.wrap(lambda event, context: handle(event, context, runner, records, after))
+    with after.held() as held:
+        answer = handler({"Records": [record_]}, lambda_context())
+    return answer, held
+
+
+def test_the_flush_runs_after_the_response_and_then_the_finished_record_is_deleted(
+    aws: dict[str, Any], runner: JobRunner, events: FakeEvents
+) -> None:
+    queue = aws["sqs"].create_queue(QueueName="invoker")["QueueUrl"]
+    message = received(aws, queue, request())
+    with respx.mock(assert_all_called=False) as mock:
+        fal_routes(mock)
+        answer, held = invoke_deferred(runner, message, FinishedRecords(aws["sqs"], queue))
+    # The response keeps the record (the mapping must not delete it before the events are settled).
+    assert answer == {"batchItemFailures": [{"itemIdentifier": message["messageId"]}]}
+    assert messages_in(aws, queue) == (0, 1) and len(held.works) == 1
+    held.run()
+    assert sorted(e.status for e in statuses(events)) == ["COMPLETED", "PROCESSING", "QUEUED"]
+    assert messages_in(aws, queue) == (0, 0)
+
+
+def test_a_record_whose_events_are_nowhere_is_kept_and_its_redelivery_publishes_them(
+    aws: dict[str, Any], metrics: FakeMetrics
+) -> None:
+    queue = aws["sqs"].create_queue(QueueName="invoker")["QueueUrl"]
+    records = FinishedRecords(aws["sqs"], queue)
+    message = received(aws, queue, request())
+    # First run: the bus throttles every call and there is no outbox, so every event is lost
+    # for this invocation (its ERROR lines are the only record).
+    down = FakeEvents(script=lambda n, entries: throttled())
+    first = build_runner(aws, down, metrics, outbox="")
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        _, held = invoke_deferred(first, message, records)
+        held.run()
+    first.publisher.close()
+    assert down.delivered == [] and len(down.calls) >= 1
+    recorded = recorded_event_ids(aws)
+    assert len(recorded) == 3
+    assert messages_in(aws, queue) == (0, 1)  # kept: not deleted
+    # Its visibility timeout ends; the redelivery finds the job done and publishes its events.
+    aws["sqs"].change_message_visibility(
+        QueueUrl=queue, ReceiptHandle=message["receiptHandle"], VisibilityTimeout=0
+    )
+    again = receive(aws, queue)
+    up = FakeEvents()
+    second = build_runner(aws, up, metrics, aws["outbox"])
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        _, held = invoke_deferred(second, again, records)
+        held.run()
+    second.publisher.close()
+    assert routes["submit"].call_count == 0  # the job is not run again
+    assert {d["eventId"] for d in up.details()} == recorded
+    assert sorted(d["status"] for d in up.details()) == ["COMPLETED", "PROCESSING", "QUEUED"]
+    assert messages_in(aws, queue) == (0, 0)
+
+
+def test_finished_records_that_cannot_be_deleted_are_named(aws: dict[str, Any]) -> None:
+    queue = aws["sqs"].create_queue(QueueName="invoker")["QueueUrl"]
+    good = received(aws, queue, request())
+
+    class Broken:
+        def delete_message_batch(self, **_: Any) -> Any:
+            raise throttled("DeleteMessageBatch")
+
+    assert FinishedRecords(cast(Any, Broken()), queue).delete([good]) == [good["messageId"]]
+    assert FinishedRecords(aws["sqs"], queue).delete([good]) == []
+    assert messages_in(aws, queue) == (0, 0)
+
+
+def test_after_the_response_the_flush_can_wait_for_a_slow_bus(
+    aws: dict[str, Any], metrics: FakeMetrics
+) -> None:
+    def slow(call: int, entries: list[dict[str, Any]]) -> list[str | None]:
+        time.sleep(0.15)
+        return [None] * len(entries)
+
+    bus = FakeEvents(script=slow)
+    runner = build_runner(
+        aws, bus, metrics, aws["outbox"], status_flush_seconds=0.02, status_flush_after_response_seconds=2.0
+    )
+    queue = aws["sqs"].create_queue(QueueName="invoker")["QueueUrl"]
+    # Before the response, the job cannot wait 150 ms: its events go to the outbox.
+    with respx.mock(assert_all_called=False) as mock:
+        fal_routes(mock)
+        handle(record(request()), lambda_context(), runner)
+    assert messages_in(aws, aws["outbox"])[0] >= 1
+    aws["sqs"].purge_queue(QueueUrl=aws["outbox"])
+    # After it, the flush waits for the bus: nothing goes to the outbox.
+    message = received(aws, queue, request("job-2"))
+    with respx.mock(assert_all_called=False) as mock:
+        fal_routes(mock)
+        _, held = invoke_deferred(runner, message, FinishedRecords(aws["sqs"], queue))
+    held.run()
+    runner.publisher.close()
+    assert messages_in(aws, aws["outbox"]) == (0, 0)
+    assert sorted(d["status"] for d in bus.details() if d["jobId"] == "job-2") == [
+        "COMPLETED",
+        "PROCESSING",
+        "QUEUED",
+    ]
+    assert messages_in(aws, queue) == (0, 0)

@@ -362,7 +362,13 @@ EXPECTED_ENV = {
     "RepublisherFn": COMMON_ENV,
     "SubmitJobFn": COMMON_ENV | {"MODEL_ALLOW_LIST", "OUTBOX_QUEUE_URL", "IDEMPOTENCY_TABLE_NAME"},
     "FalInvokerFn": COMMON_ENV
-    | {"MODEL_ALLOW_LIST", "OUTBOX_QUEUE_URL", "IDEMPOTENCY_TABLE_NAME", "FAL_KEY_SECRET_ARN"},
+    | {
+        "MODEL_ALLOW_LIST",
+        "OUTBOX_QUEUE_URL",
+        "INVOKER_QUEUE_URL",
+        "IDEMPOTENCY_TABLE_NAME",
+        "FAL_KEY_SECRET_ARN",
+    },
     "GetJobFn": COMMON_ENV | {"CURSOR_SIGNING_KEY"},
 }
 
@@ -378,6 +384,8 @@ def test_environment_variables_match_the_shared_interfaces(resources):
             assert variables["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
             assert variables["MODEL_ALLOW_LIST"] == {"Ref": "ModelAllowList"}
     invoker = resources["FalInvokerFn"]["Properties"]["Environment"]["Variables"]
+    # The queue it deletes finished records from (after its post-response flush) is its own source.
+    assert invoker["INVOKER_QUEUE_URL"] == {"Ref": "InvokerQueue"}
     assert invoker["FAL_KEY_SECRET_ARN"] == {
         "Fn::If": ["HasFalKeySecret", {"Ref": "FalKeySecretArn"}, {"Ref": "AWS::NoValue"}]
     }
