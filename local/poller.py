@@ -274,7 +274,8 @@ class SqsPoller:
             )
         if failed:
             log.info(
-                "%s: %d of %d records failed; they come back after the visibility timeout",
+                "%s: %d of %d records in batchItemFailures are left in the queue (they come back after "
+                "the visibility timeout unless the function deletes them itself)",
                 self.name,
                 len(failed),
                 len(records),
