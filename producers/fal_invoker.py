@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -217,6 +218,9 @@ def handle(
         flush = functools.partial(runner.flush, after_response=deferred)
         after.defer(functools.partial(settle, flush, finished, records, after_response=deferred))
     failures.extend({"itemIdentifier": str(r["messageId"])} for r in finished)
+    if runner.metrics is not None:  # also keeps the handler's own metric set from being empty
+        handled = len(event.get("Records", [])) - len(failures) + len(finished)
+        runner.metrics.add_metric("JobsHandled", MetricUnit.Count, handled)
     return {"batchItemFailures": failures}
 
 

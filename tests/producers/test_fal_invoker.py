@@ -181,6 +181,7 @@ def test_success_publishes_queued_processing_completed(
     assert json.loads(routes["submit"].calls.last.request.content) == {"prompt": "a rabbit"}
     assert routes["submit"].calls.last.request.headers["Authorization"] == "Key test-key"
     assert "FalLatency" in metrics.values and metrics.values["StatusEventsPublished"] == 3
+    assert metrics.values["JobsHandled"] == 1
 
 
 def test_a_redelivered_request_is_not_submitted_twice(runner: JobRunner, events: FakeEvents) -> None:
@@ -328,11 +329,12 @@ def test_invalid_input_is_a_failed_job(runner: JobRunner, events: FakeEvents) ->
     ],
 )
 def test_a_record_that_names_no_job_is_a_batch_item_failure(
-    runner: JobRunner, events: FakeEvents, body: str
+    runner: JobRunner, events: FakeEvents, metrics: FakeMetrics, body: str
 ) -> None:
     answer = handle({"Records": [{"messageId": "m1", "body": body}]}, lambda_context(), runner)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert events.delivered == []
+    assert metrics.values["JobsHandled"] == 0
 
 
 def test_without_job_id_or_created_at_the_invoker_makes_them(runner: JobRunner, events: FakeEvents) -> None:
@@ -402,7 +404,7 @@ def invoke_deferred(
 
 
 def test_the_flush_runs_after_the_response_and_then_the_finished_record_is_deleted(
-    aws: dict[str, Any], runner: JobRunner, events: FakeEvents
+    aws: dict[str, Any], runner: JobRunner, events: FakeEvents, metrics: FakeMetrics
 ) -> None:
     queue = aws["sqs"].create_queue(QueueName="invoker")["QueueUrl"]
     message = received(aws, queue, request())
@@ -412,6 +414,7 @@ def test_the_flush_runs_after_the_response_and_then_the_finished_record_is_delet
     # The response keeps the record (the mapping must not delete it before the events are settled).
     assert answer == {"batchItemFailures": [{"itemIdentifier": message["messageId"]}]}
     assert messages_in(aws, queue) == (0, 1) and len(held.works) == 1
+    assert metrics.values["JobsHandled"] == 1  # listed for the mapping, but handled
     held.run()
     assert sorted(e.status for e in statuses(events)) == ["COMPLETED", "PROCESSING", "QUEUED"]
     assert messages_in(aws, queue) == (0, 0)
