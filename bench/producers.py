@@ -245,8 +245,10 @@ def run_publisher(
     for n in range(jobs):
         sqs.send_message(QueueUrl=invoker, MessageBody=json.dumps({"job": n}))
         message = sqs.receive_message(QueueUrl=invoker, MaxNumberOfMessages=1)["Messages"][0]
+        job_id = f"bench-{scenario.replace(' ', '-')}-{n}"
         record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"]}
-        event: dict[str, Any] = {"jobId": f"bench-{scenario.replace(' ', '-')}-{n}", "record": record}
+        record["jobId"] = job_id
+        event: dict[str, Any] = {"jobId": job_id, "record": record}
         with after.held() as held:
             spent = handler(event, None)
             answered = time.perf_counter()

@@ -182,18 +182,21 @@ def settle(
     report = flush()
     if after_response and metrics.metric_set:
         metrics.flush_metrics()
-    if finished and records is not None:
-        if report.lost:
-            logger.error(
-                "status events neither delivered nor in the outbox; the job records are kept for redelivery",
-                extra={"lost": report.lost, "messageIds": [r["messageId"] for r in finished]},
-            )
-        else:
-            left = records.delete(finished)
-            if left:
-                logger.warning(
-                    "finished records come back after their visibility timeout", extra={"messageIds": left}
-                )
+    if not finished or records is None:
+        return
+    jobs = ", ".join(str(r.get("jobId", "")) for r in finished)
+    if report.lost:
+        logger.error(
+            "status events neither delivered nor in the outbox; the job records are kept for redelivery",
+            extra={"jobId": jobs, "lost": report.lost, "messageIds": [r["messageId"] for r in finished]},
+        )
+        return
+    left = records.delete(finished)
+    if left:
+        logger.warning(
+            "finished records come back after their visibility timeout",
+            extra={"jobId": jobs, "messageIds": left},
+        )
 
 
 def handle(
@@ -247,7 +250,7 @@ def _run_records(
             outcome = runner.handle(job, context)
             logger.info("job handled", extra={"outcome": {k: v for k, v in outcome.items() if k != "events"}})
             if finished is not None:
-                finished.append(record)
+                finished.append({**record, "jobId": job.ref.job_id})
         except IdempotencyAlreadyInProgressError:
             logger.warning("another run of this job is in progress; retrying the record later")
             failures.append({"itemIdentifier": message_id})

@@ -20,11 +20,6 @@ is enqueued. Everything after that never raises into the caller:
   Each such event is logged at ERROR with the whole entry and counted as
   `StatusEventsUndelivered`; if the outbox refuses it too, that log line is the record.
 
-Python hands the GIL to a waiting thread only once per switch interval (5 ms by default): with
-the senders busy in botocore, an `emit` could wait that long for it. Starting its senders, the
-publisher lowers the process's interval to `caller_switch_interval` (1 ms; it never raises it),
-so an emit waits at most about that.
-
 Metrics are added on the caller's thread at `flush` (Powertools Metrics is not thread-safe).
 A duplicate is possible when a deadline abandons an in-flight call that then succeeds: the
 event then arrives twice with one eventId, which the projection absorbs by design.
@@ -34,7 +29,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import threading
 import time
 import uuid
@@ -362,7 +356,6 @@ class StatusPublisher:
         breaker: CircuitBreaker | None = None,
         outbox_reserve_seconds: float = 0.015,
         outbox_reserve_cap_seconds: float = 0.03,
-        caller_switch_interval: float = 0.001,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._events = events
@@ -374,7 +367,6 @@ class StatusPublisher:
         self._max_attempts = max_attempts
         self._rng = rng or random.Random()  # jitter, not security
         self._senders = max(1, senders)
-        self._switch_interval = caller_switch_interval
         self._clock = clock
         self.breaker = breaker or CircuitBreaker(clock=clock)
         self._reserve_cap = outbox_reserve_cap_seconds
@@ -497,8 +489,6 @@ class StatusPublisher:
         self._threads = [thread for thread in self._threads if thread.is_alive()]
         if len(self._threads) < self._senders:
             self._stopping = False
-            if sys.getswitchinterval() > self._switch_interval:
-                sys.setswitchinterval(self._switch_interval)
         while len(self._threads) < self._senders:
             thread = threading.Thread(
                 target=self._run, name=f"status-publisher-{len(self._threads)}", daemon=True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 
 import boto3
@@ -208,23 +207,6 @@ def test_sqs_outbox_reports_what_it_could_not_store() -> None:
     missing = "https://sqs.us-east-1.amazonaws.com/123456789012/nope"
     assert next(why for _, why in SqsOutbox(sqs, missing).send([entry]))
     assert SqsOutbox(sqs, "").send([entry])[0][1].startswith("no outbox queue")
-
-
-def test_starting_the_senders_lowers_the_switch_interval_and_never_raises_it() -> None:
-    before = sys.getswitchinterval()
-    try:
-        sys.setswitchinterval(0.005)  # CPython's default
-        pub = publisher(FakeEvents())
-        pub.emit(JOB, Status.QUEUED)
-        assert sys.getswitchinterval() == pytest.approx(0.001)
-        pub.close()
-        sys.setswitchinterval(0.0005)
-        again = publisher(FakeEvents())
-        again.emit(JOB, Status.QUEUED)
-        assert sys.getswitchinterval() == pytest.approx(0.0005)
-        again.close()
-    finally:
-        sys.setswitchinterval(before)
 
 
 def test_a_recorded_entry_reads_back_as_the_same_event() -> None:
