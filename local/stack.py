@@ -47,7 +47,11 @@ DEFAULT_POLLER_CONCURRENCY: Final = 4
 # The producers' deadlines are tuned for AWS (PutEvents answers in milliseconds there). moto and
 # DynamoDB Local on a busy laptop can take longer than a second, so the local stack gives them
 # more time unless these variables are set already. Only the deadlines change, not the code.
-LOCAL_DEADLINES: Final = {"SUBMIT_PUBLISH_SECONDS": "5", "STATUS_FLUSH_SECONDS": "2"}
+LOCAL_DEADLINES: Final = {
+    "SUBMIT_PUBLISH_SECONDS": "5",
+    "STATUS_FLUSH_SECONDS": "2",
+    "STATUS_FLUSH_AFTER_RESPONSE_SECONDS": "2",
+}
 
 
 @dataclass

@@ -79,3 +79,28 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
         with pytest.raises(OSError, match=f"port {port} .* in use"):
             stack.start()
     assert not (tmp_path / "data").exists()
+
+
+def test_work_deferred_by_a_handler_runs_after_the_answer_as_a_lambda_extension_runs_it(module: Any) -> None:
+    from producers.afterresponse import after_response
+
+    fake, released = module
+    ran: list[str] = []
+
+    def flush() -> None:
+        released.wait(5)
+        ran.append("flushed")
+
+    @after_response.wrap
+    def deferring(event: dict[str, Any], context: Any) -> str:
+        assert after_response.deferring()
+        after_response.defer(flush)
+        return "answer"
+
+    fake.deferring = deferring
+    runner = FunctionRunner({"deferring": spec("deferring")})
+    assert runner.invoke("deferring", {}) == "answer"
+    assert ran == []  # answered before the deferred work ran
+    released.set()
+    runner.wait_idle()
+    assert ran == ["flushed"]
