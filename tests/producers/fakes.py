@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -96,3 +97,11 @@ class _Context:
 def lambda_context(remaining_ms: int = 900_000) -> LambdaContext:
     """A LambdaContext with `remaining_ms` left."""
     return cast(LambdaContext, _Context(remaining_ms))
+
+
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """`handler` served on a free 127.0.0.1 port from a daemon thread (call `shutdown()` after)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from producers.afterresponse import AfterResponse, ExtensionsApi, ExtensionsApiError
-from tests.producers.fakes import lambda_context
+from tests.producers.fakes import lambda_context, serve_http
 
 pytestmark = pytest.mark.unit
 
@@ -73,10 +73,7 @@ def serve(runtime: FakeRuntime) -> ThreadingHTTPServer:
                 runtime.asked.notify_all()
             self._answer(200, runtime.events.get())
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve_http(Handler)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from producers.fal_invoker import FinishedRecords, fal_key, handle, make_runner
 from producers.jobrun import JobRunner, job_id_for, trim_result
 from producers.settings import ProducerSettings
 from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context, throttled
+from tests.producers.test_integration import create_idempotency_table
 
 pytestmark = pytest.mark.unit
 
@@ -42,12 +43,7 @@ def quick_fal_client_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_idempotency_table(ddb, "idempotency")
         sqs = boto3.client("sqs", region_name="us-east-1")
         outbox = sqs.create_queue(QueueName="outbox")["QueueUrl"]
         yield {"dynamodb": ddb, "sqs": sqs, "outbox": outbox}

@@ -53,6 +53,17 @@ def queue_with_rule(events: Any, sqs: Any, bus: str, name: str, pattern: dict[st
     return str(url)
 
 
+def create_idempotency_table(ddb: Any, name: str) -> str:
+    """The idempotency table the producers' Powertools persistence layer expects (key `id`)."""
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
 def test_submit_to_completed_item(local_aws: dict[str, str], jobs_table: str, ddb: Any) -> None:
     # Given: a bus with the template's two rules, an outbox and an idempotency table
     suffix = uuid.uuid4().hex[:8]
@@ -71,13 +82,7 @@ def test_submit_to_completed_item(local_aws: dict[str, str], jobs_table: str, dd
         events, sqs, bus, f"projector-{suffix}", {"detail-type": ["JobStatusChanged"]}
     )
     outbox = sqs.create_queue(QueueName=f"outbox-{suffix}")["QueueUrl"]
-    idempotency = f"idem-{suffix}"
-    ddb.create_table(
-        TableName=idempotency,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    idempotency = create_idempotency_table(ddb, f"idem-{suffix}")
     settings = ProducerSettings(
         event_bus_name=bus,
         outbox_queue_url=outbox,

@@ -31,6 +31,10 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.producers.fakes import serve_http
+from tests.producers.test_fal_invoker import record as request_record
+from tests.producers.test_integration import create_idempotency_table, queue_with_rule
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,10 +128,7 @@ def serve(fake: FakeLambda) -> ThreadingHTTPServer:
                     fake.changed.notify_all()
                 self._send(202)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve_http(Api)
 
 
 @pytest.fixture
@@ -157,33 +158,15 @@ def test_the_runtime_answers_then_the_extension_settles_before_asking_again(
     ddb = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1")
     bus = f"jobs-rt-{suffix}"
     events.create_event_bus(Name=bus)
-    delivered = sqs.create_queue(QueueName=f"rt-delivered-{suffix}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=delivered, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name=f"rt-{suffix}", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["JobStatusChanged"]})
+    delivered = queue_with_rule(
+        events, sqs, bus, f"rt-delivered-{suffix}", {"detail-type": ["JobStatusChanged"]}
     )
-    events.put_targets(Rule=f"rt-{suffix}", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
     outbox = sqs.create_queue(QueueName=f"rt-outbox-{suffix}")["QueueUrl"]
     invoker = sqs.create_queue(QueueName=f"rt-invoker-{suffix}")["QueueUrl"]
-    table = f"rt-idempotency-{suffix}"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    table = create_idempotency_table(ddb, f"rt-idempotency-{suffix}")
     job_id = f"rt-{suffix}"
-    request = {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "VideoGenerationRequested",
-        "source": "jobs.submit",
-        "account": "123456789012",
-        "time": "2026-11-22T07:20:31Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {"jobId": job_id, "userId": "user-rt", "model": "fal-ai/x", "input": "not an object"},
-    }
+    detail = {"jobId": job_id, "userId": "user-rt", "model": "fal-ai/x", "input": "not an object"}
+    request = json.loads(request_record(detail, event_id=str(uuid.uuid4()))["Records"][0]["body"])
     sqs.send_message(QueueUrl=invoker, MessageBody=json.dumps(request))
     message = sqs.receive_message(QueueUrl=invoker, MaxNumberOfMessages=1)["Messages"][0]
     record = {
