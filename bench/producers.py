@@ -201,7 +201,7 @@ def run_publisher(
     """
     from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
     from producers.afterresponse import AfterResponse
-    from producers.fal_invoker import FinishedRecords, settle
+    from producers.fal_invoker import FinishedRecord, FinishedRecords, settle
     from producers.publisher import FlushReport, JobRef, SqsOutbox, StatusPublisher
 
     publisher = StatusPublisher(
@@ -246,8 +246,7 @@ def run_publisher(
         sqs.send_message(QueueUrl=invoker, MessageBody=json.dumps({"job": n}))
         message = sqs.receive_message(QueueUrl=invoker, MaxNumberOfMessages=1)["Messages"][0]
         job_id = f"bench-{scenario.replace(' ', '-')}-{n}"
-        record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"]}
-        record["jobId"] = job_id
+        record = FinishedRecord(message["MessageId"], message["ReceiptHandle"], job_id)
         event: dict[str, Any] = {"jobId": job_id, "record": record}
         with after.held() as held:
             spent = handler(event, None)

@@ -49,6 +49,15 @@ metrics = Metrics()
 after_response.start()
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedRecord:
+    """An InvokerQueue record whose job is done, kept until its status events are settled."""
+
+    message_id: str
+    receipt_handle: str
+    job_id: str
+
+
 class FinishedRecords:
     """Deletes InvokerQueue records whose jobs are done (the SQS adapter of the post-response work)."""
 
@@ -56,7 +65,7 @@ class FinishedRecords:
         self._client = client
         self._queue_url = queue_url
 
-    def delete(self, records: Sequence[dict[str, Any]]) -> list[str]:
+    def delete(self, records: Sequence[FinishedRecord]) -> list[str]:
         """DeleteMessageBatch (10 a call); the messageIds not deleted, which SQS hands out again."""
         left: list[str] = []
         for start in range(0, len(records), 10):
@@ -64,17 +73,15 @@ class FinishedRecords:
             try:
                 answer = self._client.delete_message_batch(
                     QueueUrl=self._queue_url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(batch)
-                    ],
+                    Entries=[{"Id": str(i), "ReceiptHandle": r.receipt_handle} for i, r in enumerate(batch)],
                 )
             except Exception as error:  # post-response work has no caller to raise into
                 logger.warning(
                     "finished records not deleted", extra={"error": f"{type(error).__name__}: {error}"}
                 )
-                left.extend(str(r["messageId"]) for r in batch)
+                left.extend(r.message_id for r in batch)
                 continue
-            left.extend(str(batch[int(f["Id"])]["messageId"]) for f in answer.get("Failed", []))
+            left.extend(batch[int(f["Id"])].message_id for f in answer.get("Failed", []))
         return left
 
 
@@ -166,29 +173,21 @@ def dependencies() -> Invoker:
 
 
 def settle(
-    flush: Callable[[], FlushReport],
-    finished: list[dict[str, Any]],
-    records: FinishedRecords | None,
-    *,
-    after_response: bool = False,
+    flush: Callable[[], FlushReport], finished: list[FinishedRecord], records: FinishedRecords | None
 ) -> None:
     """Flush the status events; then delete `finished` if every one is on the bus or in the outbox.
 
     When some event is in neither (the outbox refused it: its ERROR line is the record), the
     records stay in the queue, and their redelivery re-publishes the job's recorded events.
-    After the response, the handler's `log_metrics` has already written its metrics: the
-    flush's own are written here.
     """
     report = flush()
-    if after_response and metrics.metric_set:
-        metrics.flush_metrics()
     if not finished or records is None:
         return
-    jobs = ", ".join(str(r.get("jobId", "")) for r in finished)
+    jobs = ", ".join(r.job_id for r in finished)
     if report.lost:
         logger.error(
             "status events neither delivered nor in the outbox; the job records are kept for redelivery",
-            extra={"jobId": jobs, "lost": report.lost, "messageIds": [r["messageId"] for r in finished]},
+            extra={"jobId": jobs, "lost": report.lost, "messageIds": [r.message_id for r in finished]},
         )
         return
     left = records.delete(finished)
@@ -212,19 +211,27 @@ def handle(
     listed there and deleted by the deferred `settle` instead (see the module docstring).
     """
     deferred = after.deferring()
-    keep_until_settled = records is not None and deferred
+    keeper = records if deferred else None  # who deletes the finished records: settle, or the mapping
     failures: list[dict[str, str]] = []
-    finished: list[dict[str, Any]] = []
+    finished: list[FinishedRecord] = []
+    handled = 0
     try:
-        _run_records(event, context, runner, failures, finished if keep_until_settled else None)
+        handled = _run_records(event, context, runner, failures, finished)
     finally:
         flush = functools.partial(runner.flush, after_response=deferred)
-        after.defer(functools.partial(settle, flush, finished, records, after_response=deferred))
-    failures.extend({"itemIdentifier": str(r["messageId"])} for r in finished)
+        after.defer(functools.partial(settle, flush, finished, keeper))
+        if deferred:  # the handler's `log_metrics` has written its metrics by then: the flush's too
+            after.defer(_flush_metrics)
+    if keeper is not None:
+        failures.extend({"itemIdentifier": r.message_id} for r in finished)
     if runner.metrics is not None:  # also keeps the handler's own metric set from being empty
-        handled = len(event.get("Records", [])) - len(failures) + len(finished)
         runner.metrics.add_metric("JobsHandled", MetricUnit.Count, handled)
     return {"batchItemFailures": failures}
+
+
+def _flush_metrics() -> None:
+    if metrics.metric_set:
+        metrics.flush_metrics()
 
 
 def _run_records(
@@ -232,8 +239,9 @@ def _run_records(
     context: LambdaContext,
     runner: JobRunner,
     failures: list[dict[str, str]],
-    finished: list[dict[str, Any]] | None,
-) -> None:
+    finished: list[FinishedRecord],
+) -> int:
+    """Run each record's job; the records whose jobs were handled are added to `finished`."""
     for record in event.get("Records", []):
         message_id = str(record.get("messageId", ""))
         try:
@@ -249,8 +257,7 @@ def _run_records(
         try:
             outcome = runner.handle(job, context)
             logger.info("job handled", extra={"outcome": {k: v for k, v in outcome.items() if k != "events"}})
-            if finished is not None:
-                finished.append({**record, "jobId": job.ref.job_id})
+            finished.append(FinishedRecord(message_id, str(record.get("receiptHandle", "")), job.ref.job_id))
         except IdempotencyAlreadyInProgressError:
             logger.warning("another run of this job is in progress; retrying the record later")
             failures.append({"itemIdentifier": message_id})
@@ -259,6 +266,7 @@ def _run_records(
             failures.append({"itemIdentifier": message_id})
         finally:
             logger.remove_keys(["jobId"])
+    return len(finished)
 
 
 @logger.inject_lambda_context

@@ -266,11 +266,12 @@ class JobRunner:
 
     def _republish(self, ref: JobRef, outcome: dict[str, Any]) -> None:
         stored = outcome.get("events")
-        entries = [status_entry_from(entry) for entry in stored] if isinstance(stored, list) else []
+        recorded = stored if isinstance(stored, list) else []
+        entries = [status_entry_from(entry) for entry in recorded]
         items = [item for item in entries if item is not None and item.job_id == ref.job_id]
         logger.info(
             "job already ran; its recorded status events are published again",
-            extra={"jobId": ref.job_id, "events": len(items), "recorded": len(stored or [])},
+            extra={"jobId": ref.job_id, "events": len(items), "recorded": len(recorded)},
         )
         for item in items:
             self.publisher.publish(item)

@@ -158,7 +158,6 @@ def test_a_handler_still_running_at_the_deadline_does_not_hold_the_extension() -
 
 def test_late_work_of_an_earlier_invocation_is_run_not_dropped() -> None:
     after = AfterResponse()
-    after.start({"AWS_LAMBDA_RUNTIME_API": ""})  # not Lambda: nothing registered
     ran: list[str] = []
     after._finished.put(("earlier", [lambda: ran.append("earlier")]))
     after._finished.put(("now", [lambda: ran.append("now")]))

@@ -18,7 +18,7 @@ from moto import mock_aws
 from jobstatus.events import JobStatusChanged
 from producers.afterresponse import AfterResponse
 from producers.fal import FalClientGateway
-from producers.fal_invoker import FinishedRecords, fal_key, handle, make_runner
+from producers.fal_invoker import FinishedRecord, FinishedRecords, fal_key, handle, make_runner
 from producers.jobrun import JobRunner, job_id_for, trim_result
 from producers.settings import ProducerSettings
 from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context, throttled
@@ -409,7 +409,7 @@ def test_the_flush_runs_after_the_response_and_then_the_finished_record_is_delet
         answer, held = invoke_deferred(runner, message, FinishedRecords(aws["sqs"], queue))
     # The response keeps the record (the mapping must not delete it before the events are settled).
     assert answer == {"batchItemFailures": [{"itemIdentifier": message["messageId"]}]}
-    assert messages_in(aws, queue) == (0, 1) and len(held.works) == 1
+    assert messages_in(aws, queue) == (0, 1) and len(held.works) == 2  # settle, then the metrics
     assert metrics.values["JobsHandled"] == 1  # listed for the mapping, but handled
     held.run()
     assert sorted(e.status for e in statuses(events)) == ["COMPLETED", "PROCESSING", "QUEUED"]
@@ -461,8 +461,9 @@ def test_finished_records_that_cannot_be_deleted_are_named(aws: dict[str, Any]) 
         def delete_message_batch(self, **_: Any) -> Any:
             raise throttled("DeleteMessageBatch")
 
-    assert FinishedRecords(cast(Any, Broken()), queue).delete([good]) == [good["messageId"]]
-    assert FinishedRecords(aws["sqs"], queue).delete([good]) == []
+    finished = FinishedRecord(good["messageId"], good["receiptHandle"], "job-1")
+    assert FinishedRecords(cast(Any, Broken()), queue).delete([finished]) == [good["messageId"]]
+    assert FinishedRecords(aws["sqs"], queue).delete([finished]) == []
     assert messages_in(aws, queue) == (0, 0)
 
 
