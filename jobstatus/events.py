@@ -44,6 +44,7 @@ TIMESTAMP_PATTERN: Final = (
 EVENT_ID_PATTERN: Final = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 OUTPUT_URL_PATTERN: Final = r"^https://[^\s/?#]+([/?#]\S*)?$"
 MAX_RESULT_BYTES: Final = 16 * 1024
+MAX_INPUT_BYTES: Final = 16 * 1024
 MAX_ATTEMPT: Final = 9999  # the version pads attempt to 4 digits; more would break byte order
 EVENTBRIDGE_MAX_ENTRY_BYTES: Final = 256 * 1024
 
@@ -117,14 +118,25 @@ def _json_integer(value: object) -> object:
     return value
 
 
-def _bounded_result(value: dict[str, Any]) -> dict[str, Any]:
+def _json_size(value: dict[str, Any], name: str) -> int:
     try:
         encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as error:  # NaN or Infinity: not JSON, and DynamoDB cannot store it either
-        raise ValueError("result must hold only finite numbers") from error
-    size = len(encoded.encode())
+        raise ValueError(f"{name} must hold only finite numbers") from error
+    return len(encoded.encode())
+
+
+def _bounded_result(value: dict[str, Any]) -> dict[str, Any]:
+    size = _json_size(value, "result")
     if size > MAX_RESULT_BYTES:
         raise ValueError(f"result is {size} bytes as JSON; at most {MAX_RESULT_BYTES} allowed")
+    return value
+
+
+def _bounded_input(value: dict[str, Any]) -> dict[str, Any]:
+    size = _json_size(value, "input")
+    if size > MAX_INPUT_BYTES:
+        raise ValueError(f"input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} allowed")
     return value
 
 
@@ -148,6 +160,13 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
     )
+
+
+class JobRequest(_Model):
+    """What the job was asked to do: the Fal application and its arguments (a fill-in field)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    input: Annotated[dict[str, JsonValue], AfterValidator(_bounded_input)]
 
 
 class JobError(_Model):
@@ -190,6 +209,7 @@ class JobStatusChanged(_Model):
     result: ResultMetadata | None = None
     error: JobError | None = None
     metrics: Annotated[dict[MetricName, Metric], Field(max_length=64)] | None = None
+    request: JobRequest | None = None
 
     @model_validator(mode="after")
     def _status_rules(self) -> JobStatusChanged:
