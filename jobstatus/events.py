@@ -43,6 +43,7 @@ TIMESTAMP_PATTERN: Final = (
 )
 EVENT_ID_PATTERN: Final = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 OUTPUT_URL_PATTERN: Final = r"^https://[^\s/?#]+([/?#]\S*)?$"
+WEBHOOK_URL_PATTERN: Final = r"^https?://[^\s/?#]+([/?#]\S*)?$"
 MAX_RESULT_BYTES: Final = 16 * 1024
 MAX_INPUT_BYTES: Final = 16 * 1024
 MAX_ATTEMPT: Final = 9999  # the version pads attempt to 4 digits; more would break byte order
@@ -167,6 +168,11 @@ class JobRequest(_Model):
 
     model: str = Field(min_length=1, max_length=256)
     input: Annotated[dict[str, JsonValue], AfterValidator(_bounded_input)]
+    # Where to deliver this job's changes (DESIGN §4c). The scheme and address policy (https,
+    # no private addresses) is the submitter's and the sender's to enforce; the event only
+    # carries what was accepted.
+    webhook: Annotated[str, Field(max_length=2048, pattern=WEBHOOK_URL_PATTERN)] | None = None
+    webhook_events: Annotated[list[Status], Field(min_length=1, max_length=4)] | None = None
 
 
 class JobError(_Model):
