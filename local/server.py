@@ -288,6 +288,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers = list(self.headers.items())
         request = Request(self.command, self.path, "", headers, b"", self.client_address[0])
         try:
+            if self.headers.get("Transfer-Encoding"):
+                # Not read here: its chunks would be taken for the next request on this connection.
+                raise BadContentLength("Transfer-Encoding is not accepted: send Content-Length")
             length = content_length(self.headers.get_all("Content-Length") or [])
         except BadContentLength as bad:
             log.info("400 %s %s: %s", self.command, self.path, bad)

@@ -281,6 +281,22 @@ def test_two_different_content_lengths_are_400(served: tuple[HttpServer, Recorde
     assert invoke.calls == []
 
 
+def test_a_chunked_body_is_refused_not_taken_for_the_next_request(
+    served: tuple[HttpServer, Recorder],
+) -> None:
+    server, invoke = served
+    smuggled = b"GET /local/dev-token HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    chunk = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+    answer = exchange(
+        server, b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk
+    )
+    status, headers, body = parse(answer)
+    assert status == 400 and headers["connection"] == "close"
+    assert json.loads(body)["error"]["code"] == "BAD_REQUEST_BODY"
+    assert answer.count(b"HTTP/1.1 ") == 1  # the chunk was never served as a request
+    assert invoke.calls == []
+
+
 def test_the_server_keeps_serving_after_bad_requests(served: tuple[HttpServer, Recorder]) -> None:
     server, _ = served
     for length in ("-1", "nope"):
