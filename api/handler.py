@@ -87,24 +87,39 @@ class Dependencies:
     clock: Callable[[], float] = time.time
 
 
-def dynamodb_client() -> DynamoDBClient:
+def dynamodb_client(session: Session | None = None) -> DynamoDBClient:
     """A DynamoDB client (its endpoint from `AWS_ENDPOINT_URL*`), with timeouts for a 30 s API.
 
     botocore's own, not `boto3.client`: the same client (boto3 adds nothing to a DynamoDB
     client), without importing boto3 and s3transfer at cold start.
     """
     config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
-    return cast("DynamoDBClient", Session().create_client("dynamodb", config=config))
+    return cast("DynamoDBClient", (session or Session()).create_client("dynamodb", config=config))
+
+
+def read_secret(session: Session, secret_arn: str) -> str | None:
+    """The SecretString of one Secrets Manager secret (botocore's client: no boto3 at cold start)."""
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+    client: Any = session.create_client("secretsmanager", config=config)
+    value = client.get_secret_value(SecretId=secret_arn).get("SecretString")
+    return value if isinstance(value, str) else None
 
 
 @functools.cache
 def dependencies() -> Dependencies:
-    """The production dependencies, built once per container on first use (tests set env first)."""
+    """The production dependencies, built once per container on first use (tests set env first).
+
+    The cursor key is read here, once per container, from the secret CURSOR_KEY_SECRET_ARN names.
+    """
     settings = ApiSettings.from_env()
+    session = Session()
+    secret = settings.cursor_key_secret_arn
+    cursor_key = settings.cursor_key(read_secret(session, secret) if secret else None)
+    logger.info("cursor key ready", extra={"fromSecret": bool(secret)})
     return Dependencies(
         settings=settings,
-        jobs=JobReader(dynamodb_client(), settings.jobs_table_name),
-        cursors=CursorCodec(settings.cursor_key()),
+        jobs=JobReader(dynamodb_client(session), settings.jobs_table_name),
+        cursors=CursorCodec(cursor_key),
     )
 
 

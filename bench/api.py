@@ -248,7 +248,7 @@ def report_latency(requests: int) -> None:
 
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
         settings = ApiSettings(jobs_table_name=table)
-        deps = Dependencies(settings, JobReader(api_client(), table), CursorCodec(settings.cursor_key()))
+        deps = Dependencies(settings, JobReader(api_client(), table), CursorCodec(settings.cursor_key(None)))
         claims = {"sub": USER, "cognito:groups": "[users]", "token_use": "id"}
 
         def event(

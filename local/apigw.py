@@ -1,9 +1,11 @@
 """API Gateway REST API, locally: routes read from the template, requests turned into proxy events.
 
 `routes_from_template` reads the `AWS::ApiGateway::Resource` / `Method` resources (path parts,
-HTTP method, the function the integration invokes, whether a Cognito authorizer guards it).
-`proxy_event` builds the full REST API (payload 1.0) Lambda proxy event; `ProxyResponse.parse` reads
-what the function answered.
+HTTP method, the function the integration invokes or its MOCK integration, whether a Cognito
+authorizer guards it). `proxy_event` builds the full REST API (payload 1.0) Lambda proxy event;
+`ProxyResponse.parse` reads what the function answered. `MockIntegration.answer` and
+`GatewayResponses.answer` run the template's own VTL mapping templates (with airspeed, a Velocity
+engine for AWS's dialect), so the preflights and the gateway's errors are the template's, not a copy.
 """
 
 from __future__ import annotations
@@ -22,16 +24,117 @@ from local.template import Template
 
 STAGE_NAME: Final = "local"
 _PATH_PARAMETER = re.compile(r"^\{([^}+]+)\+?\}$")
+_STATIC_VALUE = re.compile(r"^'(.*)'$", re.DOTALL)
+JSON: Final = "application/json"
+
+
+class _Input:
+    """VTL's `$input` for a request: `params(name)` looks in the path, the query string, the headers."""
+
+    def __init__(self, headers: Sequence[tuple[str, str]], query: Mapping[str, str], path: Mapping[str, str]):
+        self._headers = headers
+        self._query = query
+        self._path = path
+
+    def params(self, name: str) -> str:
+        if name in self._path:
+            return self._path[name]
+        if name in self._query:
+            return self._query[name]
+        # The header as sent; the templates ask for `Origin` and `origin` (HTTP/2 lowercases).
+        return next((value for key, value in self._headers if key == name), "")
+
+
+@dataclass(frozen=True)
+class RequestData:
+    """What a mapping template may read of the request."""
+
+    headers: Sequence[tuple[str, str]] = ()
+    query: Mapping[str, str] = field(default_factory=dict)
+    path: Mapping[str, str] = field(default_factory=dict)
+
+
+def render(
+    template: str, request: RequestData, context: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, str]]:
+    """A VTL mapping template's output and the headers it set through `$context.responseOverride.header`."""
+    import airspeed  # local only: never on a Lambda path
+
+    override: dict[str, Any] = {"header": {}}
+    variables = {
+        "input": _Input(request.headers, request.query, request.path),
+        "context": {**(context or {}), "responseOverride": override},
+    }
+    text = str(airspeed.Template(template).merge(variables))
+    return text, {str(name): str(value) for name, value in override["header"].items()}
+
+
+def _static_headers(parameters: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
+    # `method.response.header.Vary: "'Origin'"`: only literal values; a mapping from elsewhere is skipped.
+    headers = []
+    for key, value in parameters.items():
+        found = _STATIC_VALUE.match(str(value))
+        if key.startswith(prefix) and found:
+            headers.append((key.removeprefix(prefix), found.group(1)))
+    return headers
+
+
+@dataclass(frozen=True)
+class MockIntegration:
+    """A method's MOCK integration: its request template picks the status, its responses answer."""
+
+    request_template: str
+    responses: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def of(cls, integration: Mapping[str, Any]) -> MockIntegration:
+        """From a resolved `Integration` property of `Type: MOCK`."""
+        templates = integration.get("RequestTemplates") or {}
+        return cls(
+            str(templates.get(JSON, '{"statusCode": 200}')),
+            tuple(integration.get("IntegrationResponses", [])),
+        )
+
+    def answer(self, request: RequestData) -> ProxyResponse:
+        """What API Gateway answers: the integration response whose pattern matches the status code."""
+        chosen_text, _ = render(self.request_template, request)
+        try:
+            status = str(json.loads(chosen_text)["statusCode"])
+        except (ValueError, KeyError, TypeError):
+            return ProxyResponse.error(500, "Internal server error")
+        default = next((r for r in self.responses if not r.get("SelectionPattern")), None)
+        response = next(
+            (
+                r
+                for r in self.responses
+                if r.get("SelectionPattern") and re.fullmatch(r["SelectionPattern"], status)
+            ),
+            default,
+        )
+        if response is None:
+            return ProxyResponse.error(500, "Internal server error")
+        headers = _static_headers(response.get("ResponseParameters") or {}, "method.response.header.")
+        body = ""
+        if template := (response.get("ResponseTemplates") or {}).get(JSON):
+            body, overrides = render(str(template), request)
+            headers = [(k, v) for k, v in headers if k not in overrides] + list(overrides.items())
+        return ProxyResponse(
+            int(response["StatusCode"]), [("Content-Type", JSON), *headers], body.strip().encode()
+        )
 
 
 @dataclass(frozen=True)
 class Route:
-    """One API method: `resource` is API Gateway's path template (`/v1/jobs/{id}`)."""
+    """One API method: `resource` is API Gateway's path template (`/v1/jobs/{id}`).
+
+    `function` is the logical id the integration invokes; a MOCK integration has `mock` instead.
+    """
 
     method: str
     resource: str
     function: str
     authorized: bool = True
+    mock: MockIntegration | None = None
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """The path parameters when `method path` is this route, else None."""
@@ -91,7 +194,10 @@ def routes_from_template(template: Template) -> list[Route]:
             continue
         props = method.get("Properties", {})
         integration = props.get("Integration", {})
-        function = _function_of(integration.get("Uri"), template)
+        mock = (
+            MockIntegration.of(template.resolve(integration)) if integration.get("Type") == "MOCK" else None
+        )
+        function = _function_of(integration.get("Uri"), template) if mock is None else ""
         resource_ref = props.get("ResourceId")
         resource_id = resource_ref.get("Ref") if isinstance(resource_ref, dict) else None
         if function is None or resource_id not in api_resources:
@@ -106,6 +212,7 @@ def routes_from_template(template: Template) -> list[Route]:
                 resource=path,
                 function=function,
                 authorized=authorization != "NONE",
+                mock=mock,
             )
         )
     # Literal path parts win over parameters, as in API Gateway.
@@ -213,10 +320,15 @@ class ProxyResponse:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
 
+    @staticmethod
+    def is_proxy_answer(result: Any) -> bool:
+        """Whether a function's result is a proxy answer at all (a dict with an integer statusCode)."""
+        return isinstance(result, dict) and isinstance(result.get("statusCode"), int)
+
     @classmethod
     def parse(cls, result: Any) -> ProxyResponse:
         """Read a function's proxy answer; a malformed one is API Gateway's 502."""
-        if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
+        if not cls.is_proxy_answer(result):
             return cls.error(502, "Internal server error")
         headers: list[tuple[str, str]] = []
         for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -232,7 +344,72 @@ class ProxyResponse:
         return cls(int(result["statusCode"]), headers, body)
 
     @classmethod
-    def error(cls, status: int, message: str) -> ProxyResponse:
-        """An answer API Gateway itself gives (401, 403, 404, 502), `{"message": ...}` as AWS does."""
-        body = json.dumps({"message": message}).encode()
-        return cls(status, [("Content-Type", "application/json")], body)
+    def error(cls, status: int, message: str, code: str | None = None) -> ProxyResponse:
+        """An error answer with the one error body `{"error": {"code", "message"}}` (DESIGN §4)."""
+        body = json.dumps(
+            {"error": {"code": code or _CODES.get(status, "ERROR"), "message": message}}
+        ).encode()
+        return cls(status, [("Content-Type", JSON), ("Cache-Control", "no-store")], body)
+
+
+# The code of an error answer when none is given, by status.
+_CODES: Final = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    500: "INTERNAL_ERROR",
+    502: "BAD_GATEWAY",
+    504: "GATEWAY_TIMEOUT",
+}
+# API Gateway's status for each response type it answers locally (when the template sets none).
+GATEWAY_STATUS: Final = {
+    "UNAUTHORIZED": 401,
+    "ACCESS_DENIED": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "BAD_REQUEST_BODY": 400,
+    "REQUEST_TOO_LARGE": 413,
+    "INTEGRATION_FAILURE": 502,
+    "INTEGRATION_TIMEOUT": 504,
+}
+
+
+@dataclass(frozen=True)
+class GatewayResponses:
+    """The template's `AWS::ApiGateway::GatewayResponse`s, by response type: API Gateway's own answers."""
+
+    specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def answer(
+        self, kind: str, message: str, request: RequestData, status: int | None = None
+    ) -> ProxyResponse:
+        """The answer for response type `kind` (falling back to DEFAULT_4XX/5XX as API Gateway does)."""
+        status = status or GATEWAY_STATUS.get(kind, 500)
+        spec = self.specs.get(kind) or self.specs.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX")
+        if spec is None:
+            return ProxyResponse.error(status, message, kind)
+        if spec.get("StatusCode"):
+            status = int(spec["StatusCode"])
+        headers = _static_headers(spec.get("ResponseParameters") or {}, "gatewayresponse.header.")
+        template = (spec.get("ResponseTemplates") or {}).get(JSON)
+        if template is None:
+            return ProxyResponse(
+                status, [("Content-Type", JSON), *headers], json.dumps({"message": message}).encode()
+            )
+        context = {"error": {"message": message, "messageString": json.dumps(message), "responseType": kind}}
+        body, overrides = render(str(template), request, context)
+        headers = [(k, v) for k, v in headers if k not in overrides] + list(overrides.items())
+        return ProxyResponse(status, [("Content-Type", JSON), *headers], body.strip().encode())
+
+
+def gateway_responses_from_template(template: Template) -> GatewayResponses:
+    """Every gateway response of the template whose condition holds, resolved."""
+    specs: dict[str, Mapping[str, Any]] = {}
+    for logical_id, resource in template.of_type("AWS::ApiGateway::GatewayResponse").items():
+        if "Condition" in resource and not template.condition(resource["Condition"]):
+            continue
+        props = template.properties(logical_id)
+        specs[str(props["ResponseType"])] = props
+    return GatewayResponses(specs)

@@ -1,4 +1,4 @@
-"""Create the template's resources on the local engines: tables, queues, bus, archive, rules.
+"""Create the template's resources on the local engines: tables, queues, bus, archive, rules, secrets.
 
 Everything comes from `template.yaml` through `local.template.Template` (keys, GSIs, TTL, queue
 attributes, redrive policies, event patterns, rule targets with their retry and dead-letter
@@ -60,6 +60,7 @@ class StackResources:
     buses: dict[str, str] = field(default_factory=dict)
     archives: dict[str, str] = field(default_factory=dict)
     rules: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # ARN by logical id
 
 
 def active(template: Template, kind: str) -> list[str]:
@@ -206,11 +207,66 @@ def create_rules(template: Template, events: EventBridgeClient) -> dict[str, str
     return rules
 
 
+# What CloudFormation's GenerateSecretString takes that GetRandomPassword takes under the same name.
+_PASSWORD_OPTIONS: Final = (
+    "PasswordLength",
+    "ExcludeCharacters",
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "ExcludeLowercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+)
+
+
+def create_secrets(template: Template, secrets: Any) -> dict[str, str]:
+    """Each Secrets Manager secret, its value made as GenerateSecretString says; its ARN by logical id.
+
+    Sets `template.refs` so `Ref` to a secret resolves to its ARN, as CloudFormation does (a
+    function's environment gets the ARN and reads the value from the same Secrets Manager).
+    A secret already there is kept with its value.
+    """
+    made: dict[str, str] = {}
+    for logical_id in active(template, "AWS::SecretsManager::Secret"):
+        props = template.properties(logical_id)
+        name = str(props.get("Name", template.physical_name(logical_id)))
+        try:
+            arn = str(secrets.describe_secret(SecretId=name)["ARN"])
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+            if "SecretString" in props:
+                value = str(props["SecretString"])
+            else:
+                options = props.get("GenerateSecretString", {})
+                arguments = {key: options[key] for key in _PASSWORD_OPTIONS if key in options}
+                value = str(secrets.get_random_password(**arguments)["RandomPassword"])
+            arn = str(secrets.create_secret(Name=name, SecretString=value)["ARN"])
+        template.refs[logical_id] = arn
+        made[logical_id] = arn
+    return made
+
+
 def provision(
-    template: Template, dynamodb: DynamoDBClient, sqs: SQSClient, events: EventBridgeClient
+    template: Template,
+    dynamodb: DynamoDBClient,
+    sqs: SQSClient,
+    events: EventBridgeClient,
+    secrets: Any = None,
 ) -> StackResources:
-    """Every resource the local stack needs, made from the template."""
+    """Every resource the local stack needs, made from the template.
+
+    `secrets` is a Secrets Manager client; by default one from botocore's defaults (the local
+    stack's `AWS_ENDPOINT_URL`, the moto server its functions read secrets from).
+    """
     resources = StackResources()
+    if secrets is None and active(template, "AWS::SecretsManager::Secret"):
+        import boto3
+
+        secrets = boto3.client("secretsmanager", region_name=events.meta.region_name)
+    if secrets is not None:
+        resources.secrets = create_secrets(template, secrets)
     resources.tables = create_tables(template, dynamodb)
     resources.queues = create_queues(template, sqs)
     resources.buses = create_buses(template, events)

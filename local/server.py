@@ -4,7 +4,14 @@ Served with the standard library's `ThreadingHTTPServer` on 127.0.0.1 only. Besi
 of the template it serves the status page (`/`, `/static/...`) and a few local-only helpers under
 `/local/`: the JWKS, a token for the dev user (so the page can call the API without a login), the
 stack description, switching a function's SQS event source off and on, and killing its pollers
-abruptly (admin token needed).
+abruptly (admin token needed). Those answer only requests whose `Host` is the loopback
+(`127.0.0.1`, `localhost`, `[::1]`, any port), so a page of another site that a DNS-rebinding
+attack points at 127.0.0.1 cannot read them.
+
+Every error answer carries `{"error": {"code", "message"}}`: the gateway's own through the
+template's gateway responses (with their CORS header for an allowed Origin), the rest directly.
+A request whose `Content-Length` is not a number, negative or over the limit is answered at once
+and its connection closed; a client that leaves early is one quiet log line.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -20,7 +29,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Final
 
-from local.apigw import ProxyResponse, Route, find_route, paths_of, proxy_event
+from local.apigw import (
+    GatewayResponses,
+    ProxyResponse,
+    RequestData,
+    Route,
+    find_route,
+    proxy_event,
+)
 from local.auth import ADMIN_GROUP, Authorizer, Unauthorized
 from local.functions import FunctionTimeout
 
@@ -28,6 +44,32 @@ log = logging.getLogger(__name__)
 
 DEV_USER: Final = "dev"
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
+# Seconds a connection may stay silent (mid-request or idle between requests) before it is closed.
+SOCKET_TIMEOUT_SECONDS: Final = 30
+_LOOPBACK_HOST = re.compile(r"^(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?$", re.IGNORECASE)
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether a `Host` header names the loopback: 127.0.0.1, localhost or [::1], with or without a port."""
+    return host is not None and _LOOPBACK_HOST.fullmatch(host.strip()) is not None
+
+
+class BadContentLength(ValueError):
+    """A `Content-Length` that is no single non-negative decimal number."""
+
+
+def content_length(values: Sequence[str]) -> int:
+    """The body length the `Content-Length` header(s) give (0 without one); else BadContentLength."""
+    distinct = {value.strip() for value in values}
+    if not distinct:
+        return 0
+    if len(distinct) > 1:
+        raise BadContentLength("Content-Length given twice with different values")
+    (text,) = distinct
+    if not _DIGITS.fullmatch(text):
+        raise BadContentLength(f"Content-Length must be a non-negative integer, got {text[:40]!r}")
+    return int(text)
 
 
 @dataclass
@@ -50,11 +92,20 @@ class Gateway:
         authorizer: Authorizer,
         invoke: Callable[[str, dict[str, Any]], Any],
         endpoints: LocalEndpoints,
+        responses: GatewayResponses | None = None,
     ):
         self.routes = list(routes)
         self.authorizer = authorizer
         self.invoke = invoke
         self.endpoints = endpoints
+        # The template's gateway responses; without them the gateway's errors still have the one body.
+        self.responses = responses or GatewayResponses()
+
+    def gateway_error(
+        self, kind: str, message: str, request: Request, status: int | None = None
+    ) -> ProxyResponse:
+        """API Gateway's own answer of response type `kind`, as the template's gateway responses say."""
+        return self.responses.answer(kind, message, request.data(), status)
 
     def handle(
         self,
@@ -80,21 +131,20 @@ class Gateway:
     def _api(self, request: Request) -> ProxyResponse:
         method, path = request.method, request.path
         found = find_route(self.routes, method, path)
-        if found is None and method == "OPTIONS" and (same_path := paths_of(self.routes, path)):
-            # A CORS preflight reaches the path's function without the authorizer, as with
-            # AddDefaultAuthorizerToCorsPreflight: false; its CORS settings answer it.
-            route = Route("OPTIONS", same_path[0].resource, same_path[0].function, authorized=False)
-            found = route, route.match("OPTIONS", path) or {}
         if found is None:
-            return ProxyResponse.error(403, "Missing Authentication Token")  # API Gateway's answer
+            # API Gateway's answer for a method or path it does not have (the template maps it).
+            return self.gateway_error("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", request)
         route, parameters = found
+        if route.mock is not None:
+            # A MOCK integration (the CORS preflights): no authorizer, no function, the template's VTL.
+            return route.mock.answer(request.data(parameters))
         claims = None
-        if route.authorized and method != "OPTIONS":
+        if route.authorized:
             try:
                 claims = self.authorizer.claims_of(request.header("Authorization"))
             except Unauthorized as refused:
                 log.info("401 %s %s: %s", method, path, refused)
-                return ProxyResponse.error(401, "Unauthorized")
+                return self.gateway_error("UNAUTHORIZED", "Unauthorized", request)
         multi_headers: dict[str, list[str]] = {}
         for name, value in request.headers:
             multi_headers.setdefault(name, []).append(value)
@@ -112,14 +162,21 @@ class Gateway:
             claims=claims,
             source_ip=request.client_ip,
         )
+        return self._invoke(route, request, event)
+
+    def _invoke(self, route: Route, request: Request, event: dict[str, Any]) -> ProxyResponse:
+        method, path = request.method, request.path
         try:
             result = self.invoke(route.function, event)
         except FunctionTimeout:
             log.warning("%s timed out on %s %s", route.function, method, path)
-            return ProxyResponse.error(504, "Endpoint request timed out")  # API Gateway's answer
+            return self.gateway_error("INTEGRATION_TIMEOUT", "Endpoint request timed out", request)
         except Exception:
             log.exception("%s raised on %s %s", route.function, method, path)
-            return ProxyResponse.error(502, "Internal server error")
+            return self.gateway_error("INTEGRATION_FAILURE", "Internal server error", request, 502)
+        if not ProxyResponse.is_proxy_answer(result):
+            log.warning("%s gave no proxy answer on %s %s", route.function, method, path)
+            return self.gateway_error("INTEGRATION_FAILURE", "Internal server error", request, 502)
         return ProxyResponse.parse(result)
 
     # --- status page -------------------------------------------------------------------------
@@ -144,6 +201,17 @@ class Gateway:
     # --- local-only helpers ------------------------------------------------------------------
 
     def _local(self, request: Request) -> ProxyResponse:
+        host = request.header("Host")
+        if len([v for k, v in request.headers if k.lower() == "host"]) != 1 or not is_loopback_host(host):
+            log.warning(
+                "refused %s %s for Host %r: local helpers answer only on the loopback",
+                request.method,
+                request.path,
+                host,
+            )
+            return ProxyResponse.error(
+                403, "Local helpers answer only for Host 127.0.0.1, localhost or [::1]"
+            )
         if request.method == "GET":
             answers: dict[str, Callable[[], Any]] = {
                 "/local/jwks.json": self.endpoints.jwks,
@@ -199,6 +267,11 @@ class Request:
         wanted = name.lower()
         return next((value for key, value in self.headers if key.lower() == wanted), None)
 
+    def data(self, path_parameters: dict[str, str] | None = None) -> RequestData:
+        """What a mapping template may read of this request."""
+        query = dict(urllib.parse.parse_qsl(self.query, keep_blank_values=True))
+        return RequestData(self.headers, query, path_parameters or {})
+
 
 def _json(status: int, value: Any) -> ProxyResponse:
     body = json.dumps(value, indent=1).encode()
@@ -208,23 +281,40 @@ def _json(status: int, value: Any) -> ProxyResponse:
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT_SECONDS  # a client that stops sending mid-body holds no thread for long
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            answer = ProxyResponse.error(413, "Request too large")
-            self.close_connection = True  # the unread body must not be taken for the next request
+        gateway = self.server.gateway
+        headers = list(self.headers.items())
+        request = Request(self.command, self.path, "", headers, b"", self.client_address[0])
+        try:
+            if self.headers.get("Transfer-Encoding"):
+                # Not read here: its chunks would be taken for the next request on this connection.
+                raise BadContentLength("Transfer-Encoding is not accepted: send Content-Length")
+            length = content_length(self.headers.get_all("Content-Length") or [])
+        except BadContentLength as bad:
+            log.info("400 %s %s: %s", self.command, self.path, bad)
+            answer = gateway.gateway_error("BAD_REQUEST_BODY", str(bad), request, 400)
+            self.close_connection = True  # where the body ends is unknown: no next request here
         else:
-            body = self.rfile.read(length) if length else b""
-            answer = self.server.gateway.handle(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
+            if length > MAX_BODY_BYTES:
+                answer = gateway.gateway_error("REQUEST_TOO_LARGE", "Request Too Long", request)
+                self.close_connection = True  # the unread body must not be taken for the next request
+            else:
+                body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    log.info("%s: client left before sending its whole body", self.client_address[0])
+                    self.close_connection = True
+                    return
+                answer = gateway.handle(self.command, self.path, headers, body, self.client_address[0])
         self.send_response(answer.status)
         for name, value in answer.headers:
             if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
                 self.send_header(name, value)
         payload = b"" if self.command == "HEAD" or answer.status in {204, 304} else answer.body
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if payload:
             self.wfile.write(payload)
@@ -238,6 +328,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     gateway: Gateway
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left (or went silent) is one quiet line; anything else is logged in full."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.info("%s: client connection ended early (%s)", client_address[0], type(error).__name__)
+            return
+        log.exception("error serving %s", client_address[0])
 
 
 class HttpServer:

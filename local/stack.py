@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from local.apigw import Route, routes_from_template
+from local.apigw import Route, gateway_responses_from_template, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
 from local.dynamodb_local import DynamoDBLocal, free_port, java_available
 from local.functions import FunctionSpec, FunctionTimeout, functions_from_template
@@ -234,6 +234,7 @@ class LocalStack:
                 set_source_enabled=self.set_source_enabled,
                 kill_source=self.kill_source,
             ),
+            gateway_responses_from_template(self.template),
         )
         self.http = HttpServer(gateway, self.config.port)
         self.http.start()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -95,17 +99,36 @@ def test_unknown_attribute_type_is_refused():
 # --- settings ------------------------------------------------------------------------------------
 
 
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jobs-prod/cursor-signing-key-AbCdEf"
+
+
 def test_settings_dev_default_key_only_in_local_stages():
-    assert ApiSettings.from_env({}).cursor_key() == DEV_CURSOR_SIGNING_KEY.encode()
-    assert ApiSettings(stage="test").cursor_key() == DEV_CURSOR_SIGNING_KEY.encode()
-    with pytest.raises(SettingsError, match="CURSOR_SIGNING_KEY is required in stage 'prod'"):
+    assert ApiSettings.from_env({}).cursor_key(None) == DEV_CURSOR_SIGNING_KEY.encode()
+    assert ApiSettings(stage="test").cursor_key(None) == DEV_CURSOR_SIGNING_KEY.encode()
+    with pytest.raises(SettingsError, match="CURSOR_KEY_SECRET_ARN is required in stage 'prod'"):
         ApiSettings.from_env({"STAGE": "prod"})
+    with pytest.raises(SettingsError, match="CURSOR_KEY_SECRET_ARN is required in stage 'prod'"):
+        ApiSettings.from_env({"STAGE": "prod", "CURSOR_KEY_SECRET_ARN": ""})
+
+
+def test_the_key_is_the_secrets_value_and_never_a_short_one():
+    settings = ApiSettings.from_env({"STAGE": "prod", "CURSOR_KEY_SECRET_ARN": SECRET_ARN})
+    assert settings.cursor_key(KEY) == KEY.encode()
     with pytest.raises(SettingsError, match="at least 16 characters"):
-        ApiSettings.from_env({"CURSOR_SIGNING_KEY": "short"})
+        settings.cursor_key("short")
+    # A secret that holds no string (a binary secret) is refused, not replaced by the dev key.
+    with pytest.raises(SettingsError, match="holds no SecretString"):
+        settings.cursor_key(None)
+
+
+def test_the_plain_key_variable_is_gone():
+    # A key in the environment is ignored: only a secret's ARN is read (issue 10).
+    with pytest.raises(SettingsError, match="CURSOR_KEY_SECRET_ARN is required"):
+        ApiSettings.from_env({"STAGE": "prod", "CURSOR_SIGNING_KEY": KEY})
 
 
 def test_settings_from_the_environment(monkeypatch):
-    monkeypatch.setenv("CURSOR_SIGNING_KEY", KEY)
+    monkeypatch.setenv("CURSOR_KEY_SECRET_ARN", SECRET_ARN)
     monkeypatch.setenv("STAGE", "prod")
     monkeypatch.setenv("JOBS_TABLE_NAME", "Jobs-prod")
     monkeypatch.setenv("JOB_TTL_DAYS", "7")
@@ -116,10 +139,8 @@ def test_settings_from_the_environment(monkeypatch):
         jobs_table_name="Jobs-prod",
         job_ttl_days=7,
         allowed_origins=("https://a.example", "https://b.example"),
-        cursor_signing_key=KEY,
+        cursor_key_secret_arn=SECRET_ARN,
     )
-    assert settings.cursor_key() == KEY.encode()
-    assert KEY not in repr(settings)
     with pytest.raises(AttributeError):
         settings.stage = "dev"  # type: ignore[misc]
 
@@ -130,7 +151,7 @@ def test_settings_from_the_environment(monkeypatch):
         ({"JOB_TTL_DAYS": "thirty"}, "JOB_TTL_DAYS must be an integer, got 'thirty'"),
         ({"JOB_TTL_DAYS": "0"}, "JOB_TTL_DAYS must be from 1 to 3650, got 0"),
         ({"JOB_TTL_DAYS": "3651"}, "JOB_TTL_DAYS must be from 1 to 3650, got 3651"),
-        ({"STAGE": "staging"}, "CURSOR_SIGNING_KEY is required in stage 'staging'"),
+        ({"STAGE": "staging"}, "CURSOR_KEY_SECRET_ARN is required in stage 'staging'"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(env, message):
@@ -145,12 +166,12 @@ def test_bad_settings_are_refused_with_the_variable_named(env, message):
         {"STAGE": "local", "JOBS_TABLE_NAME": "Jobs-x", "JOB_TTL_DAYS": " 12 ", "ALLOWED_ORIGINS": ""},
         {"stage": "test", "jobs_table_name": "lower", "allowed_origins": "https://a.example"},
         {"ALLOWED_ORIGINS": " https://a.example ,https://b.example ", "JOB_TTL_DAYS": "3650"},
-        {"STAGE": "prod", "CURSOR_SIGNING_KEY": KEY, "JOB_TTL_DAYS": "1"},
+        {"STAGE": "prod", "CURSOR_KEY_SECRET_ARN": SECRET_ARN, "JOB_TTL_DAYS": "1"},
     ],
 )
 def test_settings_agree_with_the_shared_settings_model(env, monkeypatch):
     # The same variables, defaults and parsing as `jobstatus.settings.Settings`.
-    for name in ("STAGE", "JOBS_TABLE_NAME", "JOB_TTL_DAYS", "ALLOWED_ORIGINS", "CURSOR_SIGNING_KEY"):
+    for name in ("STAGE", "JOBS_TABLE_NAME", "JOB_TTL_DAYS", "ALLOWED_ORIGINS", "CURSOR_KEY_SECRET_ARN"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -189,6 +210,45 @@ def test_dependencies_are_built_from_the_environment(monkeypatch):
         handler.dependencies.cache_clear()
 
 
+def test_the_cursor_key_is_read_from_its_secret_once_per_container(monkeypatch):
+    # Given a secret in (moto's) Secrets Manager and its ARN in the environment
+    from moto import mock_aws
+
+    from api.core import ApiError, Caller, CursorCodec
+
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name="jobs-prod/cursor-signing-key", SecretString="s" * 64)["ARN"]
+        monkeypatch.setenv("STAGE", "prod")
+        monkeypatch.setenv("CURSOR_KEY_SECRET_ARN", arn)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        reads: list[str] = []
+        real_read = handler.read_secret
+
+        def counted_read(session: Any, secret_arn: str) -> str | None:
+            reads.append(secret_arn)
+            return real_read(session, secret_arn)
+
+        monkeypatch.setattr(handler, "read_secret", counted_read)
+        handler.dependencies.cache_clear()
+        try:
+            # When the container starts and serves on
+            deps = handler.dependencies()
+            handler.dependencies()
+            # Then the cursors are signed with the secret's value (a cursor of the dev key is refused)
+            caller = Caller("alice", False)
+            position = {"jobId": {"S": "j"}, "userId": {"S": "alice"}, "createdAt": {"S": "2026-01-01"}}
+            signed = CursorCodec(("s" * 64).encode()).encode(position, caller, None)
+            assert deps.cursors.decode(signed, caller, None) == position
+            forged = CursorCodec(DEV_CURSOR_SIGNING_KEY.encode()).encode(position, caller, None)
+            with pytest.raises(ApiError):
+                deps.cursors.decode(forged, caller, None)
+            # And the secret was read once
+            assert reads == [arn]
+        finally:
+            handler.dependencies.cache_clear()
+
+
 # Costly packages GetJobFn's cold start does without (bench/api.py prints what each would add).
 KEPT_OUT = (
     "pydantic",
@@ -207,7 +267,35 @@ print(json.dumps(sorted({{k for n in sys.modules for k in {KEPT_OUT!r} if n == k
 """
 
 
-def test_cold_start_imports_none_of_the_costly_packages():
+@pytest.fixture
+def secrets_manager() -> Iterator[str]:
+    """A loopback endpoint answering GetSecretValue with KEY, as Secrets Manager would."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            assert self.headers["X-Amz-Target"] == "secretsmanager.GetSecretValue"
+            body = json.dumps({"ARN": request["SecretId"], "Name": "k", "SecretString": KEY}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_cold_start_imports_none_of_the_costly_packages(secrets_manager):
     # Given a fresh interpreter (this one has them all imported already)
     env = {
         "PATH": "/usr/bin:/bin",
@@ -215,7 +303,8 @@ def test_cold_start_imports_none_of_the_costly_packages():
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "STAGE": "prod",
-        "CURSOR_SIGNING_KEY": KEY,
+        "CURSOR_KEY_SECRET_ARN": SECRET_ARN,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager,
         "JOBS_TABLE_NAME": "Jobs-prod",
     }
     # When it does what Lambda's init and first request do before routing
@@ -223,4 +312,8 @@ def test_cold_start_imports_none_of_the_costly_packages():
         [sys.executable, "-c", COLD_START], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     # Then none of them was imported
-    assert json.loads(result.stdout) == []
+    *logged, imported = result.stdout.splitlines()
+    assert json.loads(imported) == []
+    # And the key came from the secret (the log line says so, never the key itself)
+    assert any(json.loads(line).get("fromSecret") is True for line in logged), logged
+    assert KEY not in result.stdout

@@ -83,6 +83,29 @@ def test_provision_makes_every_resource_from_the_template(aws: dict[str, Any]) -
     assert again.tables == made.tables
 
 
+def test_provision_makes_the_cursor_key_secret_and_get_job_fn_gets_its_arn(aws: dict[str, Any]) -> None:
+    from local.functions import functions_from_template
+
+    # Given the template (its CursorSigningKey has GenerateSecretString: 64 characters, no punctuation)
+    template = Template.read(Stage="unit", CreateRestApi="true", CognitoUserPoolArn="arn:aws:cognito-idp:x")
+    # When the local stack provisions it
+    made = provision(template, aws["dynamodb"], aws["sqs"], aws["events"])
+    # Then the secret exists with a generated value of that shape
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = made.secrets["CursorSigningKey"]
+    value = secrets.get_secret_value(SecretId=arn)["SecretString"]
+    assert len(value) == 64 and value.isalnum()
+    assert secrets.describe_secret(SecretId=arn)["Name"] == "jobs-unit/cursor-signing-key"
+    # And GetJobFn's environment holds its ARN (Ref of a secret), not its value
+    environment = functions_from_template(template)["GetJobFn"].environment
+    assert environment["CURSOR_KEY_SECRET_ARN"] == arn
+    assert value not in environment.values()
+    # And a second start keeps the secret and its value
+    again = provision(template, aws["dynamodb"], aws["sqs"], aws["events"])
+    assert again.secrets == made.secrets
+    assert secrets.get_secret_value(SecretId=arn)["SecretString"] == value
+
+
 def test_sqs_record_has_lambdas_shape() -> None:
     record = sqs_record(
         {

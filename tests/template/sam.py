@@ -19,8 +19,14 @@ from local.template import TEMPLATE_PATH, load
 DEPLOYMENT_PREFIX = "ApiDeployment"
 # What `sam package` puts in place of a local CodeUri.
 PACKAGED_CODE_URI = "s3://jobstatus-artifacts/0123456789abcdef"
-# Every change of these resource types must reach the stage, which only a new Deployment does.
-_DEPLOYED_TYPES = ("AWS::ApiGateway::Resource", "AWS::ApiGateway::Method", "AWS::ApiGateway::Authorizer")
+# Every change of these resource types (gateway responses too) must reach the stage, which only a new
+# Deployment does.
+_DEPLOYED_TYPES = (
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Authorizer",
+    "AWS::ApiGateway::GatewayResponse",
+)
 _DEPLOYMENT_ID = re.compile(rf"\b{DEPLOYMENT_PREFIX}[0-9a-f]*\b|\b{DEPLOYMENT_PREFIX}PLACEHOLDER\b")
 
 

@@ -158,6 +158,10 @@ def test_tables(raw):
     assert jobs["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert jobs["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert jobs["SSESpecification"] == {"SSEEnabled": True}
+    # The table outlives the stack and refuses a DeleteTable (issue 10).
+    assert jobs["DeletionProtectionEnabled"] is True
+    assert raw["Resources"]["JobsTable"]["DeletionPolicy"] == "Retain"
+    assert raw["Resources"]["JobsTable"]["UpdateReplacePolicy"] == "Retain"
     (index,) = jobs["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "ByUser"
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["userId", "createdAt"]
@@ -214,12 +218,31 @@ def test_api_5xx_rate_alarm_is_metric_math_over_the_stage(raw):
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (5, "GreaterThanThreshold")
 
 
-def test_every_alarm_notifies_the_topic_when_given(raw):
+def test_every_alarm_notifies_the_given_topic_or_the_one_the_stack_makes(raw):
+    # Changed on purpose (issue 10): with no AlarmTopicArn the alarms used to notify nobody.
     for name, alarm in _alarms(raw).items():
-        assert alarm["AlarmActions"] == {
-            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
-        }, name
+        assert alarm["AlarmActions"] == [
+            {"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}
+        ], name
         assert alarm["TreatMissingData"] == "notBreaching", name
+    topic = raw["Resources"]["AlarmTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Condition"] == "CreatesAlarmTopic"
+    assert raw["Conditions"]["CreatesAlarmTopic"] == {"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}
+    assert raw["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+    assert raw["Outputs"]["AlarmTopicArn"]["Value"] == {
+        "Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "topic_made"), [("", True), ("arn:aws:sns:us-east-1:123456789012:ops", False)]
+)
+def test_the_alarm_topic_is_made_only_when_none_is_given(given, topic_made):
+    template = Template.read(Stage="t", AlarmTopicArn=given)
+    assert template.condition("CreatesAlarmTopic") is topic_made
+    actions = template.properties("ProjectorDLQDepthAlarm")["AlarmActions"]
+    assert actions == ([template.physical_name("AlarmTopic")] if topic_made else [given])
 
 
 def test_parameters_of_the_shared_interfaces(raw):

@@ -24,8 +24,16 @@ def get_att(logical_id: str, attribute: str = "Arn") -> dict[str, Any]:
     return {"Fn::GetAtt": [logical_id, attribute]}
 
 
-def statement(sid: str, actions: str | list[str], resource: Any) -> dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
+def statement(
+    sid: str, actions: str | list[str], resource: Any, condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    found = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
+    return found | ({"Condition": condition} if condition else {})
+
+
+def sources(*names: str) -> dict[str, Any]:
+    # The producer may put only events of these sources (IAM condition key events:source).
+    return {"StringEquals": {"events:source": names[0] if len(names) == 1 else list(names)}}
 
 
 def logs(function: str) -> dict[str, Any]:
@@ -53,14 +61,14 @@ EXPECTED_STATEMENTS: dict[str, list[Any]] = {
     ],
     "SubmitJobFn": [
         logs("SubmitJobFn"),
-        statement("PublishJobEvents", "events:PutEvents", PUBLISH),
+        statement("PublishJobEvents", "events:PutEvents", PUBLISH, sources("jobs.submit")),
         statement("KeepUndeliveredStatusEvents", "sqs:SendMessage", OUTBOX),
         statement("RememberIdempotencyKeys", IDEMPOTENCY, get_att("IdempotencyTable")),
     ],
     "FalInvokerFn": [
         logs("FalInvokerFn"),
         poll("InvokerQueue"),
-        statement("PublishStatusEvents", "events:PutEvents", PUBLISH),
+        statement("PublishStatusEvents", "events:PutEvents", PUBLISH, sources("jobs.fal-invoker")),
         statement("KeepUndeliveredStatusEvents", "sqs:SendMessage", OUTBOX),
         statement("SubmitEachJobOnce", IDEMPOTENCY, get_att("IdempotencyTable")),
         {
@@ -74,12 +82,16 @@ EXPECTED_STATEMENTS: dict[str, list[Any]] = {
     "RepublisherFn": [
         logs("RepublisherFn"),
         poll("StatusOutboxQueue"),
-        statement("RepublishStatusEvents", "events:PutEvents", PUBLISH),
+        # The outbox holds entries of both producers, put back with the source they were written with.
+        statement(
+            "RepublishStatusEvents", "events:PutEvents", PUBLISH, sources("jobs.submit", "jobs.fal-invoker")
+        ),
     ],
     "GetJobFn": [
         logs("GetJobFn"),
         statement("ReadJobs", "dynamodb:GetItem", get_att("JobsTable")),
         statement("ListOwnJobs", "dynamodb:Query", {"Fn::Sub": "${JobsTable.Arn}/index/ByUser"}),
+        statement("ReadCursorKey", "secretsmanager:GetSecretValue", {"Ref": "CursorSigningKey"}),
     ],
 }
 
@@ -247,6 +259,8 @@ def _routes(raw: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 def _target(props: dict[str, Any]) -> str:
     integration = props["Integration"]
+    if integration["Type"] == "MOCK":
+        return "MOCK"
     assert (integration["Type"], integration["IntegrationHttpMethod"]) == ("AWS_PROXY", "POST")
     found = re.fullmatch(
         r"arn:\$\{AWS::Partition\}:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/"
@@ -260,9 +274,9 @@ def _target(props: dict[str, Any]) -> str:
 EXPECTED_ROUTES = {
     ("GET", "/v1/jobs"): "GetJobFn",
     ("POST", "/v1/jobs"): "SubmitJobFn",
-    ("OPTIONS", "/v1/jobs"): "SubmitJobFn",
+    ("OPTIONS", "/v1/jobs"): "MOCK",
     ("GET", "/v1/jobs/{id}"): "GetJobFn",
-    ("OPTIONS", "/v1/jobs/{id}"): "GetJobFn",
+    ("OPTIONS", "/v1/jobs/{id}"): "MOCK",
 }
 AUTHORIZER = {"Fn::If": ["CreatesRestApi", {"Ref": "RestApiAuthorizer"}, {"Ref": "ApiAuthorizerId"}]}
 API_ID = {"Fn::If": ["CreatesRestApi", {"Ref": "RestApi"}, {"Ref": "RestApiId"}]}
@@ -310,7 +324,8 @@ def test_only_the_routes_may_invoke_the_functions(resources, raw):
         assert found, text
         method, path = found.groups()
         granted.add((props["FunctionName"]["Fn::GetAtt"][0], method, path.replace("*", "{id}")))
-    assert granted == {(fn, method, path) for (method, path), fn in EXPECTED_ROUTES.items()}
+    # The preflights are MOCK integrations: no function may be invoked for them.
+    assert granted == {(fn, method, path) for (method, path), fn in EXPECTED_ROUTES.items() if fn != "MOCK"}
 
 
 def test_the_deployment_is_renamed_whenever_a_route_changes(raw):
@@ -319,13 +334,18 @@ def test_the_deployment_is_renamed_whenever_a_route_changes(raw):
         "run: .venv/bin/python -m tests.template.sam"
     )
     (deployment,) = deployments.values()
-    assert set(deployment["DependsOn"]) == set(of_type(raw["Resources"], "AWS::ApiGateway::Method"))
+    assert set(deployment["DependsOn"]) == set(of_type(raw["Resources"], "AWS::ApiGateway::Method")) | set(
+        of_type(raw["Resources"], "AWS::ApiGateway::GatewayResponse")
+    )
     assert deployment["Properties"]["RestApiId"] == API_ID
     assert deployment["DeletionPolicy"] == "Retain"  # never take the existing API's stage down
 
-    # A changed method gives another id.
+    # A changed method gives another id, and so does a changed gateway response.
     changed = sam.packaged(raw)
     changed["Resources"]["JobsGetMethod"]["Properties"]["HttpMethod"] = "HEAD"
+    assert sam.deployment_logical_id(changed) != sam.deployment_logical_id(raw)
+    changed = sam.packaged(raw)
+    changed["Resources"]["GatewayResponseUnauthorized"]["Properties"]["StatusCode"] = "403"
     assert sam.deployment_logical_id(changed) != sam.deployment_logical_id(raw)
 
 
@@ -369,7 +389,7 @@ EXPECTED_ENV = {
         "IDEMPOTENCY_TABLE_NAME",
         "FAL_KEY_SECRET_ARN",
     },
-    "GetJobFn": COMMON_ENV | {"CURSOR_SIGNING_KEY"},
+    "GetJobFn": COMMON_ENV | {"CURSOR_KEY_SECRET_ARN"},
 }
 
 
@@ -389,9 +409,11 @@ def test_environment_variables_match_the_shared_interfaces(resources):
     assert invoker["FAL_KEY_SECRET_ARN"] == {
         "Fn::If": ["HasFalKeySecret", {"Ref": "FalKeySecretArn"}, {"Ref": "AWS::NoValue"}]
     }
-    # The cursor key never appears in the template: a dynamic reference to a generated secret.
-    key = resources["GetJobFn"]["Properties"]["Environment"]["Variables"]["CURSOR_SIGNING_KEY"]
-    assert key == {"Fn::Sub": "{{resolve:secretsmanager:${CursorSigningKey}:SecretString}}"}
+    # The cursor key is in no variable: GetJobFn gets the generated secret's ARN (Ref of a secret)
+    # and reads its value once at cold start (its role may read that one secret, nothing else).
+    key = resources["GetJobFn"]["Properties"]["Environment"]["Variables"]["CURSOR_KEY_SECRET_ARN"]
+    assert key == {"Ref": "CursorSigningKey"}
+    assert "resolve:secretsmanager" not in repr(resources["GetJobFn"])
     secret = resources["CursorSigningKey"]
     assert secret["Type"] == "AWS::SecretsManager::Secret"
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
