@@ -41,7 +41,8 @@ def has_lone_surrogate(text: str) -> bool:
     return False
 
 
-def _text(text: str) -> str:
+def repaired_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (the same object when it has none)."""
     if not has_lone_surrogate(text):
         return text
     # Through UTF-16: a split pair becomes its character again, a lone half becomes U+FFFD.
@@ -51,14 +52,14 @@ def _text(text: str) -> str:
 def _repair_text(value: Any, path: str, changes: list[str]) -> Any:
     # Recursion is bounded: `make_storable` has already cut everything below level 32.
     if isinstance(value, str):
-        repaired = _text(value)
+        repaired = repaired_text(value)
         if repaired is not value:
             changes.append(f"{path or 'value'}: a lone surrogate replaced by U+FFFD")
         return repaired
     if isinstance(value, dict):
         copy: dict[str, Any] = {}
         for key, child in value.items():
-            name = _text(key)
+            name = repaired_text(key)
             where = f"{path}.{name}" if path else name
             if name is not key:
                 changes.append(f"{where}: a lone surrogate in the key replaced by U+FFFD")
@@ -102,7 +103,7 @@ def request_field(model: Any, arguments: Any) -> RequestField:
     if not isinstance(arguments, dict):
         return RequestField(None, [], "input is not a JSON object")
     fitted, changes = fit_for_event(arguments, REQUEST_INPUT_LEVEL)
-    name = _text(model)
+    name = repaired_text(model)
     if name is not model:
         changes = sorted([*changes, "model: a lone surrogate replaced by U+FFFD"])
     size = json_size(fitted)

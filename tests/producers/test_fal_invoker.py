@@ -612,3 +612,32 @@ def test_a_fal_result_dynamodb_cannot_store_is_made_storable_and_the_job_complet
     line = next(r for r in caplog.records if r.getMessage() == "Fal result made storable")
     assert vars(line)["jobId"] == "job-1" and vars(line)["falRequestId"] == "req-1"
     assert vars(line)["changes"] == [change]
+
+
+def test_a_fal_error_text_with_a_lone_surrogate_still_ends_failed(
+    runner: JobRunner, events: FakeEvents
+) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        body = json.dumps({"status": "COMPLETED", "logs": [], "error": "bad \ud800 frame"}).encode()
+        routes["status"].side_effect = [
+            httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+        ]
+        answer = handle(record(request()), lambda_context(), runner)
+    assert answer == {"batchItemFailures": []}
+    failed = events.details()[-1]
+    assert failed["status"] == "FAILED" and failed["request"] == REQUEST
+    assert failed["error"] == {
+        "code": "FAL_RESULT_ERROR",
+        "message": "Fal finished with an error: bad \ufffd frame",
+        "retryable": False,
+    }
+
+
+def test_a_request_naming_a_model_of_more_than_256_characters_has_no_request_field(
+    runner: JobRunner, events: FakeEvents
+) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(url__startswith=QUEUE).respond(422, json={"detail": "unknown app"})
+        handle(record(request(model="m" * 257)), lambda_context(), runner)
+    assert [(d["status"], d.get("request")) for d in events.details()] == [("QUEUED", None), ("FAILED", None)]
