@@ -74,7 +74,7 @@ def nesting_depth(text: str) -> int:
     Linear and without recursion, so it can be asked of any text before parsing it.
     """
     brackets = _NOT_BRACKET_RE.sub("", _STRING_RE.sub("", text))
-    return max(accumulate(_STEP[c] for c in brackets), default=0)
+    return max(0, max(accumulate(_STEP[c] for c in brackets), default=0))
 
 
 def _no_constant(name: str) -> Any:
