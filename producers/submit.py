@@ -211,14 +211,17 @@ def parse_submission(
         return error_response(HTTPStatus.BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY", message)
     made = request_field(request.model, request.input)
     size = max(json_size(request.input), made.input_bytes)
-    if made.value is None or size > MAX_INPUT_BYTES:
-        # Only the size can stop a strict JSON object from being a `request` (the rest is repaired).
+    if size > MAX_INPUT_BYTES:
         return error_response(
             HTTPStatus.BAD_REQUEST,
             "INPUT_TOO_LARGE",
             f"input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} allowed",
-            fields=[{"field": "input", "message": made.problem or "too large"}],
+            fields=[{"field": "input", "message": "too large"}],
         )
+    if made.value is None:  # the event model refuses what making it storable did not repair
+        problem = made.problem or "input cannot be recorded"
+        fields = [{"field": "input", "message": problem}]
+        return error_response(HTTPStatus.BAD_REQUEST, "INVALID_REQUEST", problem, fields=fields)
     return Submission(request, made.value, made.changes)
 
 
