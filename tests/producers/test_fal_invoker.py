@@ -17,6 +17,7 @@ import respx
 from moto import mock_aws
 
 from jobstatus.events import JobStatusChanged
+from jobstatus.storable import unstorable_reason
 from producers.afterresponse import AfterResponse
 from producers.fal import FalClientGateway
 from producers.fal_invoker import FinishedRecord, FinishedRecords, fal_key, handle, make_runner
@@ -609,6 +610,7 @@ def test_a_fal_result_dynamodb_cannot_store_is_made_storable_and_the_job_complet
     completed = events.details()[-1]
     assert completed["status"] == "COMPLETED" and completed["outputUrl"] == VIDEO
     assert completed["result"] == {"falRequestId": "req-1", "video": video, **stored}
+    assert [unstorable_reason(d, level=1) for d in events.details()] == [None, None, None]
     line = next(r for r in caplog.records if r.getMessage() == "Fal result made storable")
     assert vars(line)["jobId"] == "job-1" and vars(line)["falRequestId"] == "req-1"
     assert vars(line)["changes"] == [change]
