@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from producers.outside import repaired_text
+
 if TYPE_CHECKING:
     import fal_client
 
@@ -55,7 +57,9 @@ class FalError(Exception):
     def __init__(self, code: str, message: str, *, retryable: bool, status_code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
-        self.message = message[:MAX_MESSAGE]
+        # Fal's text goes into a FAILED event: no lone surrogate (JSON's "\ud800"), which no
+        # event may hold, may keep a failed job from being reported.
+        self.message = repaired_text(message[:MAX_MESSAGE])
         self.retryable = retryable
         self.status_code = status_code
 

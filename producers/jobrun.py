@@ -3,6 +3,8 @@
 QUEUED on receipt; submit to Fal's queue; PROCESSING with the Fal request id and `startedAt`;
 poll until COMPLETED or the deadline; then COMPLETED (with `outputUrl`, trimmed `result`,
 `metrics.falLatencyMs` and `metrics.queueWaitMs`) or FAILED (`{code, message, retryable}`).
+Every event carries `request` (`{model, input}`, DESIGN §2). Fal's result and the job's input
+are outside data: made storable before they go into an event (`producers.outside`), logged.
 
 No I/O of its own: Fal, the status publisher and the idempotency store are passed in. The
 whole job and, inside it, the Fal submission are each idempotent on the jobId (Powertools
@@ -48,7 +50,9 @@ from jobstatus.events import (
     parse_timestamp,
     utc_now,
 )
+from jobstatus.storable import FIELD_LEVEL
 from producers.fal import FalError, FalGateway, FalState, FalStatus
+from producers.outside import changes_for_log, fit_for_event, request_field
 from producers.publisher import (
     FlushReport,
     InvalidStatusEvent,
@@ -100,6 +104,7 @@ class Job:
     ref: JobRef
     model: Any
     arguments: Any
+    request: dict[str, Any] | None = None  # the events' `request` ({model, input}, made storable)
 
     @property
     def key(self) -> dict[str, str]:
@@ -136,7 +141,27 @@ def parse_request(event: Mapping[str, Any], now: Callable[[], str] = utc_now) ->
         except ValueError:
             logger.warning("createdAt unreadable; using the invoker's clock", extra={"jobId": job_id})
             created_at = None
-    return Job(JobRef(job_id, request.user_id, created_at or now()), request.model, request.input)
+    return Job(
+        JobRef(job_id, request.user_id, created_at or now()),
+        request.model,
+        request.input,
+        request_of(job_id, request.model, request.input),
+    )
+
+
+def request_of(job_id: str, model: Any, arguments: Any) -> dict[str, Any] | None:
+    """The `request` every event of the job carries (DESIGN §2), logged when made storable or left out."""
+    made = request_field(model, arguments)
+    if made.changes:
+        logger.warning(
+            "the job's input made storable for the request field",
+            extra={"jobId": job_id, **changes_for_log(made.changes)},
+        )
+    if made.value is None:
+        logger.warning(
+            "the job's events carry no request field", extra={"jobId": job_id, "reason": made.problem}
+        )
+    return made.value
 
 
 def input_problem(job: Job) -> str | None:
@@ -285,8 +310,8 @@ class JobRunner:
         outcome["events"] = [dict(item.entry) for item in self._local.entries]
         return outcome
 
-    def _emit(self, ref: JobRef, status: Status, **details: Any) -> None:
-        self._publish(self.publisher.build(ref, status, **details))
+    def _emit(self, job: Job, status: Status, **details: Any) -> None:
+        self._publish(self.publisher.build(job.ref, status, request=job.request, **details))
 
     def _publish(self, item: StatusEntry) -> None:
         self._local.entries.append(item)
@@ -294,34 +319,34 @@ class JobRunner:
 
     def _run_job(self, job: Job, key: dict[str, str], deadline: float) -> dict[str, Any]:
         ref = job.ref
-        self._emit(ref, Status.QUEUED)
+        self._emit(job, Status.QUEUED)
         problem = input_problem(job)
         if problem is not None:
-            return self._fail(ref, FalError(INVALID_INPUT, problem, retryable=False))
+            return self._fail(job, FalError(INVALID_INPUT, problem, retryable=False))
         model: str = job.model
         try:
             submitted = self._submit_once(key=key, job=job, deadline=deadline)
         except FalError as error:
-            return self._fail(ref, error)
+            return self._fail(job, error)
         except DeadlineReached:
             return self._fail(
-                ref, FalError(DEADLINE_EXCEEDED, "no time left to submit to Fal", retryable=True)
+                job, FalError(DEADLINE_EXCEEDED, "no time left to submit to Fal", retryable=True)
             )
         request_id, started_at = str(submitted["requestId"]), str(submitted["startedAt"])
         submitted_clock = self.clock()
         logger.info(
             "submitted to Fal", extra={"jobId": ref.job_id, "falRequestId": request_id, "model": model}
         )
-        self._emit(ref, Status.PROCESSING, started_at=started_at, result={"falRequestId": request_id})
+        self._emit(job, Status.PROCESSING, started_at=started_at, result={"falRequestId": request_id})
         try:
             queue_wait = self._wait(model, request_id, deadline, submitted_clock, ref)
             result = self._call(lambda: self.fal.result(model, request_id), deadline)
         except FalError as error:
-            return self._fail(ref, error, started_at, request_id)
+            return self._fail(job, error, started_at, request_id)
         except DeadlineReached:
             message = f"Fal request {request_id} not finished before the function's deadline"
             return self._fail(
-                ref, FalError(DEADLINE_EXCEEDED, message, retryable=True), started_at, request_id
+                job, FalError(DEADLINE_EXCEEDED, message, retryable=True), started_at, request_id
             )
         latency_ms = round((self.clock() - submitted_clock) * 1000, 3)
         if self.metrics is not None:
@@ -331,7 +356,7 @@ class JobRunner:
             extra={"jobId": ref.job_id, "falRequestId": request_id, "falLatencyMs": latency_ms},
         )
         return self._complete(
-            ref, result, request_id, started_at, {"falLatencyMs": latency_ms, "queueWaitMs": queue_wait}
+            job, result, request_id, started_at, {"falLatencyMs": latency_ms, "queueWaitMs": queue_wait}
         )
 
     def _submit(self, key: dict[str, str], job: Job, deadline: float) -> dict[str, str]:
@@ -389,32 +414,42 @@ class JobRunner:
     # -- the outcome -------------------------------------------------------------------------
 
     def _complete(
-        self, ref: JobRef, result: dict[str, Any], request_id: str, started_at: str, metrics: dict[str, float]
+        self, job: Job, result: dict[str, Any], request_id: str, started_at: str, metrics: dict[str, float]
     ) -> dict[str, Any]:
-        url = output_url_of(result)
+        ref = job.ref
+        # Fal's result is outside data: made storable (DESIGN §2) before anything is read from it.
+        fitted, changes = fit_for_event(result, FIELD_LEVEL)
+        if changes:
+            logger.warning(
+                "Fal result made storable",
+                extra={"jobId": ref.job_id, "falRequestId": request_id, **changes_for_log(changes)},
+            )
+        url = output_url_of(fitted)
         if url is None:
             error = FalError(FAL_RESULT_INVALID, "the Fal result holds no video URL", retryable=False)
-            return self._fail(ref, error, started_at, request_id)
+            return self._fail(job, error, started_at, request_id)
         try:
             item = self.publisher.build(
                 ref,
                 Status.COMPLETED,
                 started_at=started_at,
                 output_url=url,
-                result=trim_result(result, request_id),
+                result=trim_result(fitted, request_id),
                 metrics=metrics,
+                request=job.request,
             )
         except InvalidStatusEvent as invalid:
             error = FalError(
                 FAL_RESULT_INVALID, f"the Fal result cannot be published: {invalid}", retryable=False
             )
-            return self._fail(ref, error, started_at, request_id)
+            return self._fail(job, error, started_at, request_id)
         self._publish(item)
         return {"jobId": ref.job_id, "status": Status.COMPLETED.value, "falRequestId": request_id}
 
     def _fail(
-        self, ref: JobRef, error: FalError, started_at: str | None = None, request_id: str | None = None
+        self, job: Job, error: FalError, started_at: str | None = None, request_id: str | None = None
     ) -> dict[str, Any]:
+        ref = job.ref
         logger.warning(
             "job failed",
             extra={
@@ -425,7 +460,7 @@ class JobRunner:
             },
         )
         self._emit(
-            ref,
+            job,
             Status.FAILED,
             started_at=started_at,
             result={"falRequestId": request_id} if request_id else None,

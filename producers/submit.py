@@ -1,8 +1,17 @@
 """SubmitJobFn: `POST /v1/jobs` (DESIGN §4) — validate, then publish QUEUED and the request in one PutEvents.
 
 - The caller is the Cognito `sub` of `requestContext.authorizer.claims` (401 without it).
+- The body must be strict JSON (`producers.strictjson`): 415 `UNSUPPORTED_MEDIA_TYPE` for a
+  Content-Type other than `application/json` (charset utf-8 or none; a missing header is taken
+  as JSON); 400 `INVALID_REQUEST` for a body that is not base64 when it says so, not UTF-8, not
+  JSON, nested deeper than 64 levels, or holding `NaN`, `Infinity`, a number beyond a double
+  (`1e400`) or a lone surrogate. No input gets a 5xx, and only strict JSON goes on the bus.
 - `{model, input}` is validated with pydantic: 400 with the field errors in the DESIGN §4 error
-  body (never the resolver's 422); a model outside `MODEL_ALLOW_LIST` is 400.
+  body (never the resolver's 422); a model outside `MODEL_ALLOW_LIST` is 400. `input` is at most
+  16 KiB as JSON (the event's `request` limit), else 400 `INPUT_TOO_LARGE`.
+- The QUEUED event carries `request: {model, input}`, its input made storable (DESIGN §2: numbers
+  DynamoDB cannot hold become strings, empty keys are dropped, levels below 32 are cut; logged);
+  `VideoGenerationRequested` carries the input as the client sent it, for Fal.
 - `Idempotency-Key` (per user, kept `JOB_TTL_DAYS` days; `producers.jobkeys`): the first request
   reserves the job's jobId and createdAt in the idempotency table before publishing, under
   Powertools Idempotency. A repeat with the same body gets the stored 202 (same jobId, createdAt,
@@ -46,12 +55,14 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from jobstatus.events import (
     EVENTBRIDGE_MAX_ENTRY_BYTES,
+    MAX_INPUT_BYTES,
     REQUEST_DETAIL_TYPE,
     SOURCE_SUBMIT,
     Status,
     utc_now,
 )
 from producers.jobkeys import JobKeys, KeyReused, Reservation, payload_hash
+from producers.outside import changes_for_log, json_size, request_field
 from producers.publisher import (
     InvalidStatusEvent,
     JobRef,
@@ -62,6 +73,7 @@ from producers.publisher import (
 )
 from producers.putevents import Backoff, Entry, EventsPort, entry_size, put_with_retries
 from producers.settings import ProducerSettings
+from producers.strictjson import NotStrictJson, decode_body, loads_strict, media_type_problem
 
 logger = Logger()
 metrics = Metrics()
@@ -69,6 +81,9 @@ metrics = Metrics()
 IDEMPOTENCY_KEY_RE: Final = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, no spaces
 RETRY_AFTER_SECONDS: Final = 2
 IN_PROGRESS_RETRY_AFTER_SECONDS: Final = 1
+# No acceptable body is larger than the event it becomes (input is at most 16 KiB as JSON;
+# this leaves room for whitespace and escapes) and none is read past it.
+MAX_BODY_BYTES: Final = EVENTBRIDGE_MAX_ENTRY_BYTES
 REQUEST_KEY_PREFIX: Final = "submit.request"
 # The key store is on the answer's path: short timeouts, a few quick retries, then a 503.
 KEY_STORE_CONFIG: Final = Config(
@@ -103,6 +118,15 @@ class SubmitDeps:
 
 class NotQueued(Exception):
     """The request event could not be put on the bus: the job cannot run (503, nothing stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A valid request, and the `request` field its events carry (input made storable)."""
+
+    request: SubmitJobRequest
+    job_request: dict[str, Any]
+    changes: list[str]  # what making the input storable changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,36 +165,73 @@ def field_errors(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-def parse_submission(
-    settings: ProducerSettings, body: str | None, idempotency_key: str | None
-) -> SubmitJobRequest | Response[str]:
-    """The validated request, or the 400 answer saying what is wrong with it."""
+def parse_body(text: str) -> SubmitJobRequest | Response[str]:
+    """The body as a request, or the 400 answer: too large, not strict JSON, or fields wrong."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            "INPUT_TOO_LARGE",
+            f"the body is over {MAX_BODY_BYTES} bytes",
+            fields=[{"field": "body", "message": "too large"}],
+        )
     try:
-        payload = json.loads(body or "")
-    except ValueError:
-        return error_response(HTTPStatus.BAD_REQUEST, "INVALID_REQUEST", "the body must be a JSON object")
+        payload = loads_strict(text)
+    except NotStrictJson as error:
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            "INVALID_REQUEST",
+            "the body must be a strict JSON object",
+            fields=[{"field": error.field, "message": error.message}],
+        )
     try:
         request = SubmitJobRequest.model_validate(payload)
     except ValidationError as error:
         message = "the request body is invalid"
         return error_response(HTTPStatus.BAD_REQUEST, "INVALID_REQUEST", message, fields=field_errors(error))
+    return request
+
+
+def parse_submission(
+    settings: ProducerSettings, body: str | None, idempotency_key: str | None
+) -> Submission | Response[str]:
+    """The validated request, or the 400 answer saying what is wrong with it."""
+    request = parse_body(body or "")
+    if isinstance(request, Response):
+        return request
     if request.model not in settings.model_allow_list:
+        allowed = ", ".join(settings.model_allow_list) or "none"
         return error_response(
             HTTPStatus.BAD_REQUEST,
             "MODEL_NOT_ALLOWED",
-            f"model {request.model!r} is not allowed",
+            f"model {request.model!r} is not allowed; allowed models: {allowed}",
             fields=[{"field": "model", "message": "not in the allowed models"}],
         )
     if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
         message = "Idempotency-Key must be 1-255 visible ASCII characters"
         return error_response(HTTPStatus.BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY", message)
-    return request
+    made = request_field(request.model, request.input)
+    size = max(json_size(request.input), made.input_bytes)
+    if size > MAX_INPUT_BYTES:
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            "INPUT_TOO_LARGE",
+            f"input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} allowed",
+            fields=[{"field": "input", "message": "too large"}],
+        )
+    if made.value is None:  # the event model refuses what making it storable did not repair
+        problem = made.problem or "input cannot be recorded"
+        fields = [{"field": "input", "message": problem}]
+        return error_response(HTTPStatus.BAD_REQUEST, "INVALID_REQUEST", problem, fields=fields)
+    return Submission(request, made.value, made.changes)
 
 
-def build_outgoing(deps: SubmitDeps, job: JobRef, request: SubmitJobRequest) -> Outgoing | Response[str]:
+def build_outgoing(deps: SubmitDeps, job: JobRef, submission: Submission) -> Outgoing | Response[str]:
     """The entries announcing `job`, or the 400 answer when they cannot be sent."""
+    request = submission.request
     try:
-        queued = deps.publisher.build(job, Status.QUEUED, occurred_at=job.created_at)
+        queued = deps.publisher.build(
+            job, Status.QUEUED, occurred_at=job.created_at, request=submission.job_request
+        )
     except InvalidStatusEvent as invalid:  # only a user id over the contract's length gets here
         return error_response(HTTPStatus.BAD_REQUEST, "INVALID_REQUEST", str(invalid))
     requested: Entry = {
@@ -186,6 +247,7 @@ def build_outgoing(deps: SubmitDeps, job: JobRef, request: SubmitJobRequest) -> 
             },
             separators=(",", ":"),
             ensure_ascii=False,
+            allow_nan=False,  # never anything but JSON on the bus (the parse refused non-finite numbers)
         ),
         "EventBusName": deps.settings.event_bus_name,
     }
@@ -264,25 +326,30 @@ class Submitter:
 
     def submit(self, user_id: str, body: str | None, idempotency_key: str | None) -> Response[str]:
         """The answer to one `POST /v1/jobs` from `user_id`."""
-        request = parse_submission(self.deps.settings, body, idempotency_key)
-        if isinstance(request, Response):
-            return request
+        submission = parse_submission(self.deps.settings, body, idempotency_key)
+        if isinstance(submission, Response):
+            return submission
         # Everything that can make the request a 400 is checked before the key is taken, so a
         # bad request never binds a key (the sizes do not depend on which jobId/createdAt).
         job = JobRef(str(uuid.uuid4()), user_id, self.deps.now())
         logger.append_keys(jobId=job.job_id)
-        outgoing = build_outgoing(self.deps, job, request)
+        outgoing = build_outgoing(self.deps, job, submission)
         if isinstance(outgoing, Response):
             return outgoing
         try:
-            answer = self._accept(job, request, outgoing, idempotency_key)
+            answer = self._accept(job, submission, outgoing, idempotency_key)
         except Exception as error:
             refusal = refusal_for(error)
             if refusal is None:
                 raise
             return refusal
         logger.append_keys(jobId=answer["jobId"])
-        logger.info("job submitted", extra={"model": request.model})
+        if submission.changes:
+            logger.warning(
+                "the client's input made storable for the request field",
+                extra=changes_for_log(submission.changes),
+            )
+        logger.info("job submitted", extra={"model": submission.request.model})
         return Response(
             status_code=HTTPStatus.ACCEPTED.value,
             content_type=content_types.APPLICATION_JSON,
@@ -292,7 +359,7 @@ class Submitter:
         )
 
     def _accept(
-        self, job: JobRef, request: SubmitJobRequest, outgoing: Outgoing, idempotency_key: str | None
+        self, job: JobRef, submission: Submission, outgoing: Outgoing, idempotency_key: str | None
     ) -> dict[str, str]:
         if idempotency_key is None:
             publish_job(self.deps, outgoing)
@@ -302,11 +369,11 @@ class Submitter:
         keyed = {
             "userId": job.user_id,
             "idempotencyKey": idempotency_key,
-            "payload": request.model_dump(mode="json"),
+            "payload": submission.request.model_dump(mode="json"),
         }
-        return self._once(request=keyed, job=job, parsed=request)
+        return self._once(request=keyed, job=job, parsed=submission)
 
-    def _submit_keyed(self, request: dict[str, Any], job: JobRef, parsed: SubmitJobRequest) -> dict[str, str]:
+    def _submit_keyed(self, request: dict[str, Any], job: JobRef, parsed: Submission) -> dict[str, str]:
         # Runs under Powertools' in-progress record; an exception deletes that record (nothing is
         # stored), while the reservation stays, so a retry reuses its jobId and createdAt.
         assert self.deps.keys is not None  # _once exists only with a store
@@ -392,9 +459,22 @@ def build_app(submitter: Submitter) -> APIGatewayRestResolver:
         user_id = claims.get("sub") if isinstance(claims, dict) else None
         if not isinstance(user_id, str) or not user_id:
             return error_response(HTTPStatus.UNAUTHORIZED, "UNAUTHORIZED", "no authenticated user")
-        key = app.current_event.headers.get("Idempotency-Key")  # case-insensitive in Powertools v3
+        headers = app.current_event.headers  # case-insensitive in Powertools v3
+        unsupported = media_type_problem(headers.get("Content-Type"))
+        if unsupported is not None:
+            return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", unsupported)
         try:
-            return submitter.submit(user_id, app.current_event.decoded_body, key)
+            body = decode_body(app.current_event.body, bool(app.current_event.is_base64_encoded))
+        except NotStrictJson as error:
+            return error_response(
+                HTTPStatus.BAD_REQUEST,
+                "INVALID_REQUEST",
+                error.message,
+                fields=[{"field": error.field, "message": error.message}],
+            )
+        key = headers.get("Idempotency-Key")
+        try:
+            return submitter.submit(user_id, body, key)
         except Exception:  # a bug of ours: a JSON 500 with the traceback in the log, not a bare 502
             logger.exception("unexpected error")
             return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error")

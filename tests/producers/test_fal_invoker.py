@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import respx
 from moto import mock_aws
 
 from jobstatus.events import JobStatusChanged
+from jobstatus.storable import unstorable_reason
 from producers.afterresponse import AfterResponse
 from producers.fal import FalClientGateway
 from producers.fal_invoker import FinishedRecord, FinishedRecords, fal_key, handle, make_runner
@@ -499,3 +501,145 @@ def test_after_the_response_the_flush_can_wait_for_a_slow_bus(
         "QUEUED",
     ]
     assert messages_in(aws, queue) == (0, 0)
+
+
+# -- `request` on every event, and Fal's result made storable (DESIGN §2) ----------------------
+
+REQUEST = {"model": MODEL, "input": {"prompt": "a rabbit"}}
+CUT = "[cut: nested deeper than 32 levels]"
+
+
+def nested(count: int, leaf: Any) -> Any:
+    """`count` objects nested under key "n", the innermost holding `leaf`."""
+    value = leaf
+    for _ in range(count):
+        value = {"n": value}
+    return value
+
+
+def test_every_event_of_a_completed_job_carries_the_request(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        fal_routes(mock)
+        handle(record(request()), lambda_context(), runner)
+    assert [(d["status"], d["request"]) for d in events.details()] == [
+        ("QUEUED", REQUEST),
+        ("PROCESSING", REQUEST),
+        ("COMPLETED", REQUEST),
+    ]
+
+
+def test_every_event_of_a_failed_job_carries_the_request(runner: JobRunner, events: FakeEvents) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(f"{QUEUE}/{MODEL}").respond(422, json={"detail": "no"})
+        handle(record(request()), lambda_context(), runner)
+    assert [(d["status"], d["request"]) for d in events.details()] == [
+        ("QUEUED", REQUEST),
+        ("FAILED", REQUEST),
+    ]
+
+
+def test_a_job_whose_input_is_not_an_object_has_no_request_field(
+    runner: JobRunner, events: FakeEvents, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING), respx.mock(assert_all_called=False):
+        handle(record(request(input="not an object")), lambda_context(), runner)
+    assert [d["status"] for d in events.details()] == ["QUEUED", "FAILED"]
+    assert [d.get("request") for d in events.details()] == [None, None]
+    line = next(r for r in caplog.records if r.getMessage() == "the job's events carry no request field")
+    assert (vars(line)["jobId"], vars(line)["reason"]) == ("job-1", "input is not a JSON object")
+
+
+def test_the_request_input_is_made_storable_while_fal_gets_it_as_sent(
+    runner: JobRunner, events: FakeEvents, caplog: pytest.LogCaptureFixture
+) -> None:
+    arguments = {"prompt": "a rabbit", "guidance": 1e200, "": "dropped", "deep": nested(31, 0)}
+    with caplog.at_level(logging.WARNING), respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        handle(record(request(input=arguments)), lambda_context(), runner)
+    # input is level 3: its "deep" object level 4, so 29 objects fit and the 30th is cut
+    stored = {"prompt": "a rabbit", "guidance": "1e+200", "deep": nested(28, {"n": CUT})}
+    assert [d["request"] for d in events.details()] == [{"model": MODEL, "input": stored}] * 3
+    assert json.loads(routes["submit"].calls.last.request.content) == arguments
+    line = next(r for r in caplog.records if "input made storable" in r.getMessage())
+    assert vars(line)["jobId"] == "job-1" and vars(line)["changeCount"] == 3
+    assert vars(line)["changes"] == [
+        "deep" + ".n" * 29 + ": nested deeper than 32 levels, cut",
+        "guidance: number 1e+200 kept as a string",
+        "value: an empty map key dropped",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fal_fields", "stored", "change"),
+    [
+        ({"score": 1e200}, {"score": "1e+200"}, "score: number 1e+200 kept as a string"),
+        (
+            {"seed": 12345678901234567890123456789012345678901},
+            {"seed": "12345678901234567890123456789012345678901"},
+            "seed: number 12345678901234567890123456789012345678901 kept as a string",
+        ),
+        ({"tags": {"": 1, "a": 2}}, {"tags": {"a": 2}}, "tags: an empty map key dropped"),
+        (
+            # result is level 2, "deep" level 3: 30 objects fit, the 31st is cut
+            {"deep": nested(40, 0)},
+            {"deep": nested(29, {"n": CUT})},
+            "deep" + ".n" * 30 + ": nested deeper than 32 levels, cut",
+        ),
+        ({"caption": "a\ud800b"}, {"caption": "a\ufffdb"}, "caption: a lone surrogate replaced by U+FFFD"),
+    ],
+    ids=["1e200", "41-digit-integer", "empty-key", "deeper-than-32", "lone-surrogate"],
+)
+def test_a_fal_result_dynamodb_cannot_store_is_made_storable_and_the_job_completes(
+    runner: JobRunner,
+    events: FakeEvents,
+    caplog: pytest.LogCaptureFixture,
+    fal_fields: dict[str, Any],
+    stored: dict[str, Any],
+    change: str,
+) -> None:
+    video = {"url": VIDEO}
+    with caplog.at_level(logging.WARNING), respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        # As Fal would send it: JSON text with escapes (a lone surrogate as "\\ud800").
+        body = json.dumps({"video": video, **fal_fields}).encode()
+        routes["result"].return_value = httpx.Response(
+            200, content=body, headers={"Content-Type": "application/json"}
+        )
+        answer = handle(record(request()), lambda_context(), runner)
+    assert answer == {"batchItemFailures": []}
+    completed = events.details()[-1]
+    assert completed["status"] == "COMPLETED" and completed["outputUrl"] == VIDEO
+    assert completed["result"] == {"falRequestId": "req-1", "video": video, **stored}
+    assert [unstorable_reason(d, level=1) for d in events.details()] == [None, None, None]
+    line = next(r for r in caplog.records if r.getMessage() == "Fal result made storable")
+    assert vars(line)["jobId"] == "job-1" and vars(line)["falRequestId"] == "req-1"
+    assert vars(line)["changes"] == [change]
+
+
+def test_a_fal_error_text_with_a_lone_surrogate_still_ends_failed(
+    runner: JobRunner, events: FakeEvents
+) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = fal_routes(mock)
+        body = json.dumps({"status": "COMPLETED", "logs": [], "error": "bad \ud800 frame"}).encode()
+        routes["status"].side_effect = [
+            httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+        ]
+        answer = handle(record(request()), lambda_context(), runner)
+    assert answer == {"batchItemFailures": []}
+    failed = events.details()[-1]
+    assert failed["status"] == "FAILED" and failed["request"] == REQUEST
+    assert failed["error"] == {
+        "code": "FAL_RESULT_ERROR",
+        "message": "Fal finished with an error: bad \ufffd frame",
+        "retryable": False,
+    }
+
+
+def test_a_request_naming_a_model_of_more_than_256_characters_has_no_request_field(
+    runner: JobRunner, events: FakeEvents
+) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(url__startswith=QUEUE).respond(422, json={"detail": "unknown app"})
+        handle(record(request(model="m" * 257)), lambda_context(), runner)
+    assert [(d["status"], d.get("request")) for d in events.details()] == [("QUEUED", None), ("FAILED", None)]

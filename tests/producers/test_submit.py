@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from producers import submit
 from producers.jobkeys import JobKeys
 from producers.publisher import StatusPublisher
 from producers.putevents import Backoff
@@ -115,6 +119,7 @@ def test_202_publishes_queued_and_the_request_in_one_put_events() -> None:
         "input": {"prompt": "a rabbit"},
     }
     assert {e["Source"] for e in events.calls[0]} == {"jobs.submit"}
+    assert queued["request"] == {"model": MODEL, "input": {"prompt": "a rabbit"}}
 
 
 def test_401_without_claims() -> None:
@@ -231,3 +236,184 @@ def test_handler_returns_quickly_with_a_dead_bus() -> None:
     started = time.monotonic()
     handle(post(GOOD), lambda_context(), make(events))
     assert time.monotonic() - started < 2
+
+
+# -- issue 10: no client input gets a 5xx or puts anything but strict JSON on the bus ----------
+
+
+def raw(body: str | None, **more: Any) -> dict[str, Any]:
+    """A request event whose body is exactly `body` (no json.dumps of ours in between)."""
+    event = post(None, **more)
+    event["body"] = body
+    return event
+
+
+def refused(event: dict[str, Any], status: int = 400) -> dict[str, Any]:
+    """Post `event`; assert the answer is `status` with the one error body and nothing on the bus."""
+    events = FakeEvents()
+    response = handle(event, lambda_context(), make(events))
+    assert response["statusCode"] == status, response["body"]
+    assert events.calls == []
+    body = json.loads(response["body"])
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
+    return dict(body["error"])
+
+
+DEEP = 5000
+
+
+def with_input(text: str) -> str:
+    """A body with an allowed model and `text`, verbatim, as its input."""
+    return '{"model": "' + MODEL + '", "input": ' + text + "}"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ("[" * DEEP + "]" * DEEP, "body", "the body nests objects and arrays deeper than 64 levels"),
+        (
+            with_input('{"a": ' + "[" * DEEP + "]" * DEEP + "}"),
+            "body",
+            "the body nests objects and arrays deeper than 64 levels",
+        ),
+        (
+            with_input('{"a":' * DEEP + "1" + "}" * DEEP),
+            "body",
+            "the body nests objects and arrays deeper than 64 levels",
+        ),
+        (with_input('{"prompt": "\\ud800"}'), "input.prompt", "a lone surrogate"),
+        (with_input('{"p": ["ok", "\\udfff"]}'), "input.p[1]", "a lone surrogate"),
+        (with_input('{"\\ud800": 1}'), "input.\\ud800", "a lone surrogate"),
+        (with_input('{"prompt": "\ud800"}'), "input.prompt", "a lone surrogate"),
+        ('{"model": "\\udc00", "input": {}}', "model", "a lone surrogate"),
+        (with_input('{"cfg": NaN}'), "body", "NaN is not a JSON number"),
+        (with_input('{"cfg": Infinity}'), "body", "Infinity is not a JSON number"),
+        (with_input('{"cfg": [-Infinity]}'), "body", "-Infinity is not a JSON number"),
+        (with_input('{"cfg": 1e400}'), "body", "beyond the range of a double"),
+        (with_input('{"cfg": -1.5E+999}'), "body", "beyond the range of a double"),
+        (with_input('{"n": ' + "9" * 5000 + "}"), "body", "the body is not JSON"),
+        ("{nope", "body", "the body is not JSON"),
+        ("", "body", "the body is not JSON"),
+    ],
+    ids=[
+        "body-5000-deep",
+        "input-array-5000-deep",
+        "input-object-5000-deep",
+        "surrogate-escape",
+        "surrogate-in-array",
+        "surrogate-in-key",
+        "surrogate-raw",
+        "surrogate-in-model",
+        "NaN",
+        "Infinity",
+        "minus-Infinity",
+        "1e400",
+        "minus-1.5E+999",
+        "5000-digit-integer",
+        "not-json",
+        "empty",
+    ],
+)
+def test_400_for_a_body_that_is_not_strict_json(body: str, field: str, message: str) -> None:
+    error = refused(raw(body))
+    assert error["code"] == "INVALID_REQUEST"
+    assert [f["field"] for f in error["fields"]] == [field]
+    assert message in error["fields"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            base64.b64encode(b'{"model": "m", "input": {"p": "\xff"}}').decode(),
+            "the body is not UTF-8 (byte 31)",
+        ),
+        (base64.b64encode(b"\xc3").decode(), "the body is not UTF-8 (byte 0)"),
+        ("not base64!", "the body is not valid base64"),
+    ],
+    ids=["latin-1-byte", "cut-sequence", "not-base64"],
+)
+def test_400_for_a_base64_body_that_is_not_utf8(body: str, message: str) -> None:
+    event = raw(body)
+    event["isBase64Encoded"] = True
+    error = refused(event)
+    assert error["code"] == "INVALID_REQUEST" and error["message"] == message
+
+
+def test_a_base64_utf8_body_is_read() -> None:
+    event = raw(base64.b64encode(json.dumps(GOOD).encode()).decode())
+    event["isBase64Encoded"] = True
+    assert handle(event, lambda_context(), make(FakeEvents()))["statusCode"] == 202
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"]
+)
+def test_415_for_a_body_that_is_not_application_json(content_type: str) -> None:
+    error = refused(post(GOOD, headers={"Content-Type": content_type}), status=415)
+    assert error["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "Application/JSON", "application/json; charset=utf-8", "", None]
+)
+def test_json_with_or_without_charset_utf8_and_a_missing_content_type_are_read(
+    content_type: str | None,
+) -> None:
+    event = post(GOOD)
+    del event["headers"]["Content-Type"], event["multiValueHeaders"]["Content-Type"]
+    if content_type is not None:
+        event["headers"]["content-type"] = content_type
+    assert handle(event, lambda_context(), make(FakeEvents()))["statusCode"] == 202
+
+
+def test_input_up_to_16_kib_as_json_is_taken_and_one_byte_more_is_input_too_large() -> None:
+    # {"p":"xxx..."} is 8 bytes plus the x's
+    events = FakeEvents()
+    taken = handle(post({"model": MODEL, "input": {"p": "x" * 16_376}}), lambda_context(), make(events))
+    assert taken["statusCode"] == 202
+    assert json.loads(events.calls[0][0]["Detail"])["request"]["input"] == {"p": "x" * 16_376}
+    error = refused(post({"model": MODEL, "input": {"p": "x" * 16_377}}))
+    assert (
+        error["code"] == "INPUT_TOO_LARGE"
+        and error["message"] == "input is 16385 bytes as JSON; at most 16384 allowed"
+    )
+    assert [f["field"] for f in error["fields"]] == ["input"]
+
+
+@pytest.fixture
+def log_lines(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str, Any]]]:
+    """SubmitJobFn's JSON log lines (Powertools binds its stream at import, so capsys misses them)."""
+    stream = io.StringIO()
+    monkeypatch.setattr(submit.logger.registered_handler, "stream", stream)
+    return lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_the_request_field_holds_the_input_made_storable_and_fal_gets_it_as_sent(
+    log_lines: Callable[[], list[dict[str, Any]]],
+) -> None:
+    events = FakeEvents()
+    body = with_input('{"prompt": "a rabbit", "cfg": 1e200, "": "x", "seed": ' + "1" * 41 + "}")
+    response = handle(raw(body), lambda_context(), make(events))
+    assert response["statusCode"] == 202
+    queued, requested = (json.loads(e["Detail"]) for e in events.calls[0])
+    assert queued["request"] == {
+        "model": MODEL,
+        "input": {"prompt": "a rabbit", "cfg": "1e+200", "seed": "1" * 41},
+    }
+    assert requested["input"] == {"prompt": "a rabbit", "cfg": 1e200, "": "x", "seed": int("1" * 41)}
+    line = next(
+        x for x in log_lines() if x["message"] == "the client's input made storable for the request field"
+    )
+    assert line["level"] == "WARNING" and line["jobId"] == json.loads(response["body"])["jobId"]
+    assert line["changes"] == [
+        "cfg: number 1e+200 kept as a string",
+        f"seed: number {'1' * 41} kept as a string",
+        "value: an empty map key dropped",
+    ]
+
+
+def test_model_not_allowed_names_the_allowed_models() -> None:
+    handler = make(FakeEvents(), model_allow_list="fal-ai/a,fal-ai/b")
+    error = json.loads(handle(post(GOOD), lambda_context(), handler)["body"])["error"]
+    assert error["message"] == f"model '{MODEL}' is not allowed; allowed models: fal-ai/a, fal-ai/b"
