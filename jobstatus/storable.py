@@ -95,6 +95,7 @@ def make_storable(value: Any, level: int = FIELD_LEVEL) -> tuple[Any, list[str]]
                     if key == "":
                         changes.append(f"{where}: an empty map key dropped")
                         continue
+                    copy[key] = None  # placed now, so the copy keeps the original key order
                     stack.append((child, depth + 1, f"{path}.{key}" if path else str(key), copy, key))
             else:
                 items: list[Any] = [None] * len(item)
