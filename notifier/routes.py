@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from api.core import Caller, may_read
 from api.store import Item, Page
 from notifier.core import (
+    CONNECTION_EXPIRED,
     INTERNAL_ERROR,
     MINE_SNAPSHOT_LIMIT,
     Ping,
@@ -38,7 +39,6 @@ from notifier.store import Connection
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-CONNECTION_EXPIRED: Final = "CONNECTION_EXPIRED"
 OK: Final = {"statusCode": 200}
 
 logger = Logger()
