@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +89,8 @@ class Live:
         return None if connection is None else connection.caller
 
 
-@pytest.fixture
-def live(template: Template) -> Iterator[Live]:
+@contextmanager
+def live_tables(template: Template) -> Iterator[Live]:
     """Both tables made from template.yaml in moto (the Jobs table with its NEW_IMAGE stream)."""
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
@@ -122,3 +123,10 @@ def live(template: Template) -> Iterator[Live]:
             stream_deps=StreamDeps(connections=connections, jobs=reader, sender=api, clock=lambda: NOW),
             notifier_deps=NotifierDeps(connections=connections, sender=api, clock=lambda: NOW),
         )
+
+
+@pytest.fixture
+def live(template: Template) -> Iterator[Live]:
+    """The route and notifier functions on fresh moto tables."""
+    with live_tables(template) as tables:
+        yield tables
