@@ -97,7 +97,11 @@ def process(records: Iterable[Mapping[str, Any]], deps: NotifierDeps) -> NotifyR
         try:
             subscribers = following(job_topic(job_id)) + following(user_topic(item["userId"]))
             frame = encode(job_message(item))
-            for connection_id in recipients(item, subscribers, deps.clock()):
+            readers = recipients(item, subscribers, deps.clock())
+            logger.info(
+                "job change", extra={"jobId": job_id, "version": item["version"], "recipients": len(readers)}
+            )
+            for connection_id in readers:
                 if connection_id in gone:
                     continue
                 if deps.sender.post(connection_id, frame):

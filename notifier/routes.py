@@ -101,12 +101,15 @@ def handle(event: Mapping[str, Any], deps: StreamDeps) -> dict[str, Any]:
             logger.warning("connect without an authorizer context refused")
             return {"statusCode": 401}
         deps.connections.add_connection(connection_id, caller)
+        metrics.add_metric(name="Connects", unit=MetricUnit.Count, value=1)
         logger.info("connected", extra={"userId": caller.user_id, "admin": caller.is_admin})
         return OK
     if route == "$disconnect":
         rows = deps.connections.forget(connection_id)
+        metrics.add_metric(name="Disconnects", unit=MetricUnit.Count, value=1)
         logger.info("disconnected", extra={"rowsDeleted": rows})
         return OK
+    metrics.add_metric(name="ClientMessages", unit=MetricUnit.Count, value=1)
     try:
         _message(connection_id, event.get("body"), deps)
     except _Gone:
@@ -152,6 +155,7 @@ def _message(connection_id: str, body: object, deps: StreamDeps) -> None:
         metrics.add_metric(name="Subscribes", unit=MetricUnit.Count, value=1)
     except ProtocolError as error:
         logger.info("client message refused", extra={"code": error.code, "reason": error.message})
+        metrics.add_metric(name="ClientMessagesRefused", unit=MetricUnit.Count, value=1)
         send(error_message(error.code, error.message))
     except _Gone:
         raise
