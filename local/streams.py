@@ -213,3 +213,63 @@ class StreamPoller:
                 read = 0
             if not read:
                 stop.wait(interval)
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """A function's DynamoDB stream event source, as the template declares it."""
+
+    function: str
+    table: str  # the table's logical id
+    batch_size: int
+    max_retries: int
+    bisect_on_error: bool
+    report_batch_item_failures: bool
+    patterns: list[dict[str, Any]]
+    starting_position: str
+
+    def source(
+        self, stream_arn: str, invoke: Invoke, on_failure: Callable[[list[Record]], None] | None = None
+    ) -> StreamSource:
+        """The poller's source for this mapping on a live stream."""
+        return StreamSource(
+            stream_arn=stream_arn,
+            invoke=invoke,
+            batch_size=self.batch_size,
+            max_retries=self.max_retries,
+            bisect_on_error=self.bisect_on_error,
+            report_batch_item_failures=self.report_batch_item_failures,
+            patterns=self.patterns,
+            starting_position=self.starting_position,
+            on_failure=on_failure,
+        )
+
+
+def stream_mappings(template: Any) -> list[StreamMapping]:
+    """Every `Type: DynamoDB` event of the template's functions (`Stream: !GetAtt Table.StreamArn`)."""
+    found = []
+    for function, resource in template.of_type("AWS::Serverless::Function").items():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") != "DynamoDB":
+                continue
+            spec = event.get("Properties", {})
+            target = spec.get("Stream", {}).get("Fn::GetAtt")
+            if target is None:
+                continue
+            table = target.split(".", 1)[0] if isinstance(target, str) else target[0]
+            resolved = template.resolve({k: v for k, v in spec.items() if k != "Stream"})
+            retries = int(resolved.get("MaximumRetryAttempts", DEFAULT_RETRIES))
+            found.append(
+                StreamMapping(
+                    function=function,
+                    table=table,
+                    batch_size=int(resolved.get("BatchSize", DEFAULT_BATCH_SIZE)),
+                    max_retries=DEFAULT_RETRIES if retries < 0 else retries,
+                    bisect_on_error=bool(resolved.get("BisectBatchOnFunctionError", False)),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in resolved.get("FunctionResponseTypes", []),
+                    patterns=filters_of(resolved.get("FilterCriteria")),
+                    starting_position=str(resolved.get("StartingPosition", "LATEST")),
+                )
+            )
+    return found

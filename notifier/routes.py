@@ -95,6 +95,15 @@ def handle(event: Mapping[str, Any], deps: StreamDeps) -> dict[str, Any]:
     route = str(context.get("routeKey", ""))
     connection_id = str(context.get("connectionId", ""))
     logger.append_keys(connectionId=connection_id, route=route)
+    try:
+        return _route(route, connection_id, context, event, deps)
+    finally:
+        logger.remove_keys(["connectionId", "route"])
+
+
+def _route(
+    route: str, connection_id: str, context: Mapping[str, Any], event: Mapping[str, Any], deps: StreamDeps
+) -> dict[str, Any]:
     if route == "$connect":
         caller = caller_from_authorizer(context.get("authorizer"))
         if caller is None:
