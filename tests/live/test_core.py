@@ -163,3 +163,23 @@ def test_only_the_owner_and_admins_receive_each_once():
     assert recipients(ITEM, subscribers, now=1_800_000_000) == ["c-alice", "c-root"]
     # An expired item is nobody's any more.
     assert recipients(ITEM, subscribers, now=2_000_000_001) == []
+
+
+def test_the_core_is_pure_and_no_notifier_module_imports_the_local_stack():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, notifier.core; print(' '.join(sorted(sys.modules)))"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    heavy = {"boto3", "botocore", "aws_lambda_powertools", "pydantic"}
+    assert heavy.isdisjoint(loaded), heavy & set(loaded)
+    for module in (root / "notifier").glob("*.py"):
+        text = module.read_text()
+        assert "import local" not in text and "from local" not in text, module.name
