@@ -10,7 +10,8 @@ Gateway answers 401 (a Deny policy would be 403).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,6 +28,9 @@ ALGORITHMS: Final = ["RS256"]
 TOKEN_USES: Final = frozenset({"id", "access"})
 LEEWAY_SECONDS: Final = 5
 JWKS_CACHE_SECONDS: Final = 3600
+# A token naming an unknown key may mean Cognito rotated its keys: refetch, but at most this often,
+# so tokens with made-up key ids cannot make every connect attempt fetch the JWKS.
+JWKS_REFRESH_SECONDS: Final = 300
 
 logger = Logger()
 
@@ -46,8 +50,15 @@ class Identity:
 class TokenVerifier:
     """Verifies Cognito tokens against one user pool and its app clients."""
 
-    def __init__(self, settings: AuthorizerSettings, jwks: jwt.PyJWKClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: AuthorizerSettings,
+        jwks: jwt.PyJWKClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
+        self._clock = clock
+        self._refreshed_at: float | None = None
         self._jwks = jwks or jwt.PyJWKClient(
             settings.jwks_url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=5
         )
@@ -57,7 +68,7 @@ class TokenVerifier:
         if not token:
             raise Refused("no token query parameter")
         try:
-            key = self._jwks.get_signing_key_from_jwt(token)
+            key = self._signing_key(jwt.get_unverified_header(token).get("kid"))
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key.key,
@@ -81,6 +92,19 @@ class TokenVerifier:
         except ApiError as error:
             raise Refused(error.message) from error
         return Identity(user_id=caller.user_id, admin=caller.is_admin)
+
+    def _signing_key(self, kid: object) -> jwt.PyJWK:
+        """The JWKS key named `kid`: from the cached set, refetched at most every JWKS_REFRESH_SECONDS."""
+        for refresh in (False, True):
+            if refresh:
+                now = self._clock()
+                if self._refreshed_at is not None and now - self._refreshed_at < JWKS_REFRESH_SECONDS:
+                    break
+                self._refreshed_at = now
+            found = next((k for k in self._jwks.get_signing_keys(refresh=refresh) if k.key_id == kid), None)
+            if found is not None:
+                return found
+        raise Refused("the token is signed by an unknown key")
 
 
 def _token_of(event: Mapping[str, Any]) -> str | None:

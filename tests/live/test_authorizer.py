@@ -101,14 +101,31 @@ def test_the_jwks_is_fetched_once_and_cached(verifier):
         (token(token_use=None), 'Token is missing the "token_use" claim'),
         (token(sub=""), "Authentication required"),
         (token(key=OTHER_KEY), "Signature verification failed"),
-        (token(kid="unknown-kid"), "token refused"),
-        (jwt.encode({"sub": "alice", "iss": ISSUER}, key="", algorithm="none"), "token refused"),
+        (token(kid="unknown-kid"), "signed by an unknown key"),
+        (jwt.encode({"sub": "alice", "iss": ISSUER}, key="", algorithm="none"), "unknown key"),
     ],
 )
 def test_bad_tokens_are_refused_saying_why(verifier, bad, reason):
     with pytest.raises(Refused) as refused:
         verifier.verify(bad)
     assert reason in str(refused.value)
+
+
+def test_unknown_key_ids_refetch_the_jwks_at_most_every_five_minutes(jwks_url):
+    now = [1000.0]
+    verifier = TokenVerifier(AuthorizerSettings(ISSUER, (CLIENT,), jwks_url), clock=lambda: now[0])
+    verifier.verify(token())
+    before = Jwks.fetches
+    for n in range(5):
+        with pytest.raises(Refused, match="unknown key"):
+            verifier.verify(token(kid=f"made-up-{n}"))
+    assert Jwks.fetches - before == 1
+    now[0] += 301
+    with pytest.raises(Refused, match="unknown key"):
+        verifier.verify(token(kid="made-up-again"))
+    assert Jwks.fetches - before == 2
+    assert verifier.verify(token()) == Identity("alice", admin=False)  # known keys never wait
+    assert Jwks.fetches - before == 2
 
 
 def test_allow_policy_carries_the_caller_in_the_context(verifier):
