@@ -19,7 +19,7 @@ import jwt
 from aws_lambda_powertools import Logger
 
 from api.core import ApiError, caller_from_claims
-from notifier.settings import AuthorizerSettings
+from notifier.settings import AuthorizerSettings, SettingsError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -144,6 +144,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """The AWS entry point: an Allow policy, or `Unauthorized` (API Gateway answers 401)."""
     try:
         return authorize(event, verifier())
+    except SettingsError:
+        # StreamUserPoolId / StreamClientIds not given at deploy: nobody can connect, loudly.
+        logger.exception("the authorizer is not configured; every connect is refused")
+        raise Exception("Unauthorized") from None
     except Refused as error:
         logger.info("connect refused", extra={"reason": str(error)})
         raise Exception("Unauthorized") from None

@@ -156,3 +156,15 @@ def test_the_lambda_handler_answers_unauthorized_for_a_refused_token(monkeypatch
         }
     finally:
         authorizer.verifier.cache_clear()
+
+
+def test_an_unconfigured_authorizer_refuses_every_connect(monkeypatch):
+    monkeypatch.delenv("COGNITO_ISSUER", raising=False)
+    monkeypatch.setenv("COGNITO_CLIENT_IDS", "")
+    authorizer.verifier.cache_clear()
+    try:
+        event = {"methodArn": METHOD_ARN, "queryStringParameters": {"token": token()}}
+        with pytest.raises(Exception, match=r"^Unauthorized$"):
+            authorizer.lambda_handler(event, lambda_context())
+    finally:
+        authorizer.verifier.cache_clear()
