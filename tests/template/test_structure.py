@@ -184,7 +184,7 @@ def test_every_dlq_has_a_depth_alarm(raw):
         if alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
     }
     dlqs = {name for name in of_type(raw["Resources"], "AWS::SQS::Queue") if name.endswith("DLQ")}
-    assert dlqs == {"ProjectorDLQ", "InvokerDLQ", "StatusOutboxDLQ"}
+    assert dlqs == {"ProjectorDLQ", "InvokerDLQ", "StatusOutboxDLQ", "NotifierDLQ"}
     assert watched == dlqs
 
 

@@ -51,6 +51,11 @@ def poll(queue: str) -> dict[str, Any]:
 IDEMPOTENCY = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 PUBLISH = get_att("JobsBus")
 OUTBOX = get_att("StatusOutboxQueue")
+# A connection id is known only at run time: the one resource with a wildcard, this API's stage only.
+MANAGE_CONNECTIONS = {
+    "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${JobStreamApi}/${Stage}"
+    "/POST/@connections/*"
+}
 
 # Every permission each function has, exactly: anything more is a least-privilege defect.
 EXPECTED_STATEMENTS: dict[str, list[Any]] = {
@@ -93,6 +98,40 @@ EXPECTED_STATEMENTS: dict[str, list[Any]] = {
         statement("ListOwnJobs", "dynamodb:Query", {"Fn::Sub": "${JobsTable.Arn}/index/ByUser"}),
         statement("ReadCursorKey", "secretsmanager:GetSecretValue", {"Ref": "CursorSigningKey"}),
     ],
+    # Live updates (DESIGN §4b); tests/template/test_live_updates.py checks the rest of their resources.
+    "StreamAuthorizerFn": [logs("StreamAuthorizerFn")],
+    "StreamFn": [
+        logs("StreamFn"),
+        statement(
+            "KeepConnections",
+            ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchWriteItem"],
+            get_att("ConnectionsTable"),
+        ),
+        statement("ReadJobs", "dynamodb:GetItem", get_att("JobsTable")),
+        statement("ListOwnJobs", "dynamodb:Query", {"Fn::Sub": "${JobsTable.Arn}/index/ByUser"}),
+        statement("PostToConnections", "execute-api:ManageConnections", MANAGE_CONNECTIONS),
+    ],
+    "NotifierFn": [
+        logs("NotifierFn"),
+        statement(
+            "ReadJobsStream",
+            [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ],
+            get_att("JobsTable", "StreamArn"),
+        ),
+        statement("FindSubscribers", "dynamodb:Query", {"Fn::Sub": "${ConnectionsTable.Arn}/index/ByTopic"}),
+        statement(
+            "ForgetGoneConnections",
+            ["dynamodb:Query", "dynamodb:BatchWriteItem"],
+            get_att("ConnectionsTable"),
+        ),
+        statement("KeepFailedBatches", "sqs:SendMessage", get_att("NotifierDLQ")),
+        statement("PostToConnections", "execute-api:ManageConnections", MANAGE_CONNECTIONS),
+    ],
 }
 
 EXPECTED_HANDLERS = {
@@ -101,6 +140,9 @@ EXPECTED_HANDLERS = {
     "FalInvokerFn": "producers.fal_invoker.lambda_handler",
     "RepublisherFn": "producers.republisher.lambda_handler",
     "GetJobFn": "api.handler.lambda_handler",
+    "StreamAuthorizerFn": "notifier.authorizer.lambda_handler",
+    "StreamFn": "notifier.routes.lambda_handler",
+    "NotifierFn": "notifier.handler.lambda_handler",
 }
 
 # The SQS event source mappings, by function: (queue, properties besides queue and function).
@@ -194,6 +236,9 @@ def test_no_statement_has_a_wildcard_action_or_resource(resources):
             for entry in _statements(policy["PolicyDocument"]["Statement"]):
                 actions = entry["Action"] if isinstance(entry["Action"], list) else [entry["Action"]]
                 assert all("*" not in action for action in actions), (name, entry)
+                if entry["Resource"] == MANAGE_CONNECTIONS:  # only ManageConnections, on one stage
+                    assert actions == ["execute-api:ManageConnections"], (name, entry)
+                    continue
                 assert entry["Resource"] != "*" and "*" not in str(entry["Resource"]), (name, entry)
                 assert entry["Effect"] == "Allow" and "NotAction" not in entry and "NotResource" not in entry
 
@@ -215,7 +260,12 @@ def test_only_the_projector_writes_the_jobs_table(resources):
 
 
 def test_sqs_event_source_mappings(resources):
-    mappings = of_type(resources, "AWS::Lambda::EventSourceMapping")
+    # SQS ones only: NotifierFn's DynamoDB stream mapping is checked in test_live_updates.py.
+    mappings = {
+        name: m
+        for name, m in of_type(resources, "AWS::Lambda::EventSourceMapping").items()
+        if "StartingPosition" not in m["Properties"]
+    }
     by_function = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in mappings.values()}
     assert set(by_function) == set(EXPECTED_MAPPINGS)
     for function, (queue, expected) in EXPECTED_MAPPINGS.items():
@@ -311,7 +361,9 @@ def test_preflight_needs_no_authorization_and_the_rest_need_the_cognito_authoriz
 def test_only_the_routes_may_invoke_the_functions(resources, raw):
     permissions = of_type(resources, "AWS::Lambda::Permission")
     granted = set()
-    for props in (p["Properties"] for p in permissions.values()):
+    # The WebSocket API's permissions are checked in test_live_updates.py.
+    rest = [p["Properties"] for p in permissions.values() if "JobStreamApi" not in repr(p["Properties"])]
+    for props in rest:
         assert props["Action"] == "lambda:InvokeFunction"
         assert props["Principal"] == "apigateway.amazonaws.com"
         text, variables = props["SourceArn"]["Fn::Sub"]
