@@ -114,6 +114,8 @@ class Template:
             return self.arn(logical_id)
         if attribute in {"QueueName", "Name"}:
             return self.physical_name(logical_id)
+        if attribute == "StreamArn":  # a table's stream (the label is the engine's, not known here)
+            return f"{self.arn(logical_id)}/stream/local"
         if attribute == "RootResourceId":  # a REST API's `/` resource
             return f"{self.physical_name(logical_id)}-root"
         raise ValueError(f"GetAtt {logical_id}.{attribute} is not known locally")

@@ -14,6 +14,12 @@ from typing import Any
 import pytest
 
 from tests.template import sam
+from tests.template.test_webhooks import (
+    WEBHOOK_HANDLERS,
+    WEBHOOK_MAPPINGS,
+    WEBHOOK_ROUTES,
+    WEBHOOK_STATEMENTS,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -120,6 +126,11 @@ EXPECTED_MAPPINGS = {
     ),
 }
 
+# Webhooks (DESIGN §4c): their expectations are kept with their other checks, in test_webhooks.py.
+EXPECTED_STATEMENTS |= WEBHOOK_STATEMENTS
+EXPECTED_HANDLERS |= WEBHOOK_HANDLERS
+EXPECTED_MAPPINGS |= WEBHOOK_MAPPINGS
+
 XRAY = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess"}
 
 
@@ -203,7 +214,12 @@ def test_only_the_projector_writes_the_jobs_table(resources):
 
 
 def test_sqs_event_source_mappings(resources):
-    mappings = of_type(resources, "AWS::Lambda::EventSourceMapping")
+    # SQS ones only: stream mappings (StartingPosition) are checked with their functions' other tests.
+    mappings = {
+        name: m
+        for name, m in of_type(resources, "AWS::Lambda::EventSourceMapping").items()
+        if "StartingPosition" not in m["Properties"]
+    }
     by_function = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in mappings.values()}
     assert set(by_function) == set(EXPECTED_MAPPINGS)
     for function, (queue, expected) in EXPECTED_MAPPINGS.items():
@@ -263,6 +279,7 @@ EXPECTED_ROUTES = {
     ("OPTIONS", "/v1/jobs"): "SubmitJobFn",
     ("GET", "/v1/jobs/{id}"): "GetJobFn",
     ("OPTIONS", "/v1/jobs/{id}"): "GetJobFn",
+    **WEBHOOK_ROUTES,
 }
 AUTHORIZER = {"Fn::If": ["CreatesRestApi", {"Ref": "RestApiAuthorizer"}, {"Ref": "ApiAuthorizerId"}]}
 API_ID = {"Fn::If": ["CreatesRestApi", {"Ref": "RestApi"}, {"Ref": "RestApiId"}]}
@@ -304,7 +321,7 @@ def test_only_the_routes_may_invoke_the_functions(resources, raw):
         assert variables["Api"] == API_ID
         found = re.fullmatch(
             r"arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{Api\}/"
-            r"\$\{ApiStage\}/([A-Z]+)(/v1/jobs(?:/\*)?)",
+            r"\$\{ApiStage\}/([A-Z]+)(/v1/(?:jobs(?:/\*)?|webhooks/secret))",
             text,
         )
         assert found, text
