@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python -m bench.projector
 	$(BIN)/python -m bench.producers
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.webhooks
 
 openapi: $(STAMP)
 	$(BIN)/python -m api.openapi > openapi.json

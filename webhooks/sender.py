@@ -88,7 +88,10 @@ class Sender:
     def deliver(self, delivery: Delivery) -> Result:
         """Decide, claim, attempt and settle one delivery."""
         key = delivery_key(delivery.job_id, delivery.url)
-        ledger = self.ledger.load(key)
+        # No read first: most messages are a version's first attempt, whose claim needs none. A claim
+        # that loses comes back with the stored ledger (ReturnValuesOnConditionCheckFailure), and
+        # `decide` runs again on it.
+        ledger = Ledger()
         for _ in range(CLAIM_TRIES):
             decision = decide(ledger, delivery.version, self.clock())
             if isinstance(decision, Drop):
