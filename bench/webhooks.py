@@ -1,8 +1,8 @@
 """Webhook deliveries, measured: deliveries per second through the sender, and the time from the Jobs
 table's write to the receiver's verified delivery (p50/p99).
 
-Everything local: moto server on 127.0.0.1 for DynamoDB and its Streams (the Jobs table and the
-deliveries ledger, over HTTP), an in-memory delivery queue, and a real HTTP receiver on 127.0.0.1
+Everything local: moto server (its own process) on 127.0.0.1 for DynamoDB and its Streams (the Jobs table and
+the deliveries ledger, over HTTP), an in-memory delivery queue, and a real HTTP receiver on 127.0.0.1
 verifying each delivery with `standardwebhooks.Webhook.verify`. The stream is read with
 GetRecords as fast as the loop can (Lambda's own polling adds up to a second in AWS; not here).
 
@@ -12,9 +12,12 @@ GetRecords as fast as the loop can (Lambda's own polling adds up to a second in 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
-import logging
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -91,6 +94,16 @@ class MemoryQueue:
         return records
 
 
+def wait_for_port(port: int, seconds: float = 30) -> None:
+    """Return once something listens on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"moto server did not listen on port {port}")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -102,10 +115,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50)
     args = parser.parse_args()
     fake_aws_environment()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's request lines
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from jobstatus.codec import to_item
     from local.dynamodb_local import free_port
@@ -119,8 +130,13 @@ def main() -> None:
     from webhooks.store import DeliveryLedgerStore
 
     port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
+    # Its own process: in this one it would share the GIL with the sender it serves.
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
     receiver = VerifyingReceiver(user_secret(MASTER, USER))
     try:
         endpoint = f"http://127.0.0.1:{port}"
@@ -213,7 +229,8 @@ def main() -> None:
         )
     finally:
         receiver.close()
-        moto.stop()
+        moto.terminate()
+        moto.wait(timeout=10)
 
 
 if __name__ == "__main__":
