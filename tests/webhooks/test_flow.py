@@ -12,7 +12,9 @@ What must hold (DESIGN §4c), checked by `assert_contract`:
 from __future__ import annotations
 
 import functools
+import json
 import random
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -213,3 +215,34 @@ def test_property_shuffled_duplicated_stream_records(
     receiver.plan = plan
     queue = run(receiver=receiver, ledger=ledger, records=records, rng=rng, refuse_sends=refuse_sends)
     assert_contract(jobs, receiver, queue, gone)
+
+
+def test_a_slow_receiver_does_not_hold_up_another_in_the_same_batch(ledger, receiver):
+    # Given one receiver that takes 1.5 s and another that answers at once, in one SQS batch
+    slow = Receiver(secret=receiver.secret, plan=lambda _id, _n: "slow", slow_seconds=1.5).start()
+    try:
+        fast_job = make_job(receiver.url, LIFE, None)
+        slow_job = make_job(slow.url, LIFE, None)
+        records = [stream_record(job.items[-1], n) for n, job in enumerate([slow_job, fast_job])]
+        queue = FakeQueue(Clock())
+        dispatcher.handle({"Records": records}, dispatcher.Dependencies(queue))  # type: ignore[arg-type]
+        batch = queue.receive(10)
+        assert [json.loads(r["body"])["jobId"] for r in batch] == [slow_job.job_id, fast_job.job_id]
+        sender = Sender(
+            ledger=ledger,
+            secret_for=functools.partial(user_secret, MASTER),
+            poster=functools.partial(post, timeout=5),
+            allow_local=True,
+        )
+        started = time.monotonic()
+        # When the batch is delivered
+        answer = sender_handler.handle({"Records": batch}, sender_handler.Dependencies(sender, queue))  # type: ignore[arg-type]
+        queue.settle(batch, answer)
+        # Then the fast one arrived long before the slow one was answered, and both were delivered
+        (fast_arrival,) = receiver.delivered()
+        assert fast_arrival.at - started < 1.0
+        assert len(slow.delivered()) == 1
+        assert time.monotonic() - started >= 1.5
+        assert queue.messages == {} and queue.dlq == []
+    finally:
+        slow.stop()
