@@ -83,7 +83,7 @@ def test_jobstatus_local_runs_until_sigterm_and_cleans_up(
     assert seen["disable"] == 200 and seen["enable"] == 200
     described = seen["described"]
     assert described["dynamodb"] == "moto"
-    assert set(described["tables"]) == {"JobsTable", "IdempotencyTable"}
+    assert set(described["tables"]) == {"JobsTable", "IdempotencyTable", "WebhookDeliveriesTable"}
     assert "ProjectorQueue" in described["queues"]
     assert "GET /v1/jobs/{id} -> GetJobFn" in described["routes"]
     assert described["fal"].startswith("simulated")
