@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python -m bench.projector
 	$(BIN)/python -m bench.producers
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.webhooks
 
 openapi: $(STAMP)
 	$(BIN)/python -m api.openapi > openapi.json
@@ -61,7 +62,7 @@ clean:
 # our packages and install the runtime dependencies for Lambda's Python 3.12 on arm64.
 build-%:
 	mkdir -p "$(ARTIFACTS_DIR)"
-	cp -R jobstatus producers projector api notifier "$(ARTIFACTS_DIR)/"
+	cp -R jobstatus producers projector api notifier webhooks "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
 	$(PYTHON) -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith(('boto3', 'botocore'))))" > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform manylinux2014_aarch64 \

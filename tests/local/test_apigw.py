@@ -36,7 +36,11 @@ def test_routes_come_from_the_templates_methods(local_template: Template) -> Non
     assert routes[("OPTIONS", "/v1/jobs/{id}")] == ("", False)
     assert routes[("OPTIONS", "/v1/jobs")] == ("", False)
     mocks = {(r.method, r.resource) for r in routes_from_template(local_template) if r.mock is not None}
-    assert mocks == {("OPTIONS", "/v1/jobs/{id}"), ("OPTIONS", "/v1/jobs")}
+    assert mocks == {
+        ("OPTIONS", "/v1/jobs/{id}"),
+        ("OPTIONS", "/v1/jobs"),
+        ("OPTIONS", "/v1/webhooks/secret"),
+    }
 
 
 def test_a_template_without_api_methods_has_no_routes() -> None:

@@ -83,7 +83,12 @@ def test_jobstatus_local_runs_until_sigterm_and_cleans_up(
     assert seen["disable"] == 200 and seen["enable"] == 200
     described = seen["described"]
     assert described["dynamodb"] == "moto"
-    assert set(described["tables"]) == {"JobsTable", "IdempotencyTable", "ConnectionsTable"}
+    assert set(described["tables"]) == {
+        "JobsTable",
+        "IdempotencyTable",
+        "ConnectionsTable",
+        "WebhookDeliveriesTable",
+    }
     assert "ProjectorQueue" in described["queues"]
     assert "GET /v1/jobs/{id} -> GetJobFn" in described["routes"]
     assert described["fal"].startswith("simulated")

@@ -14,6 +14,12 @@ from typing import Any
 import pytest
 
 from tests.template import sam
+from tests.template.test_webhooks import (
+    WEBHOOK_HANDLERS,
+    WEBHOOK_MAPPINGS,
+    WEBHOOK_ROUTES,
+    WEBHOOK_STATEMENTS,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -174,6 +180,11 @@ EXPECTED_MAPPINGS = {
     ),
 }
 
+# Webhooks (DESIGN §4c): their expectations are kept with their other checks, in test_webhooks.py.
+EXPECTED_STATEMENTS |= WEBHOOK_STATEMENTS
+EXPECTED_HANDLERS |= WEBHOOK_HANDLERS
+EXPECTED_MAPPINGS |= WEBHOOK_MAPPINGS
+
 XRAY = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess"}
 
 
@@ -327,6 +338,7 @@ EXPECTED_ROUTES = {
     ("OPTIONS", "/v1/jobs"): "MOCK",
     ("GET", "/v1/jobs/{id}"): "GetJobFn",
     ("OPTIONS", "/v1/jobs/{id}"): "MOCK",
+    **WEBHOOK_ROUTES,
 }
 AUTHORIZER = {"Fn::If": ["CreatesRestApi", {"Ref": "RestApiAuthorizer"}, {"Ref": "ApiAuthorizerId"}]}
 API_ID = {"Fn::If": ["CreatesRestApi", {"Ref": "RestApi"}, {"Ref": "RestApiId"}]}
@@ -370,7 +382,7 @@ def test_only_the_routes_may_invoke_the_functions(resources, raw):
         assert variables["Api"] == API_ID
         found = re.fullmatch(
             r"arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{Api\}/"
-            r"\$\{ApiStage\}/([A-Z]+)(/v1/jobs(?:/\*)?)",
+            r"\$\{ApiStage\}/([A-Z]+)(/v1/(?:jobs(?:/\*)?|webhooks/secret))",
             text,
         )
         assert found, text
