@@ -46,6 +46,7 @@ logger = Logger()
 metrics = Metrics()
 
 MAX_REASON_CHARS: Final = 1000  # a log line says why, not the whole payload
+MAX_PATH_CHARS: Final = 120
 
 
 class MetricsSink(Protocol):
@@ -152,10 +153,12 @@ def _parse_safely(record: Mapping[str, Any]) -> JobStatusChanged:
 
 
 def _summary(error: ValidationError) -> str:
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-        for e in error.errors(include_url=False, include_input=False)
-    ]
+    parts = []
+    for e in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(root)"
+        if len(where) > MAX_PATH_CHARS:  # a deep path must not crowd out the message
+            where = where[:MAX_PATH_CHARS] + "..."
+        parts.append(f"{where}: {e['msg']}")
     return "; ".join(parts)[:MAX_REASON_CHARS]
 
 
