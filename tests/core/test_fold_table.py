@@ -13,7 +13,15 @@ import pytest
 
 from jobstatus.codec import from_item
 from jobstatus.events import JobStatusChanged
-from projector.fold import apply, coalesce, project, project_reporting
+from projector.fold import (
+    FILL_IN_FIELDS,
+    OWNER_FIELDS,
+    WINNER_FIELDS,
+    apply,
+    coalesce,
+    project,
+    project_reporting,
+)
 from projector.store import JobStore
 
 pytestmark = pytest.mark.unit
@@ -194,6 +202,25 @@ def test_the_writer_stores_the_literal_item(
         store.write(batch)
     answer = client.get_item(TableName=TABLE, Key={"jobId": {"S": "job-1"}}, ConsistentRead=True)
     assert from_item(answer["Item"]) == expected
+
+
+def test_the_folds_field_lists_are_the_contracts() -> None:
+    # The writer builds its SET/REMOVE lists from these: a name missing here is a field lost.
+    assert FILL_IN_FIELDS == ("jobId", "userId", "createdAt", "ttl", "request")
+    assert OWNER_FIELDS == ("userId", "createdAt")
+    assert WINNER_FIELDS == (
+        "status",
+        "updatedAt",
+        "version",
+        "lastEventId",
+        "attempt",
+        "progress",
+        "startedAt",
+        "outputUrl",
+        "result",
+        "error",
+        "metrics",
+    )
 
 
 def test_ttl_follows_ttl_days() -> None:
