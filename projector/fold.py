@@ -147,7 +147,6 @@ class JobBatch:
     def fill_ins(self, ttl_days: int) -> Item:
         """The fill-in fields of this share: the owner's, and `request` of its earliest event carrying one."""
         fields = fill_in_fields(self.winner, ttl_days)
-        fields.pop("request", None)
         carriers = [e for e in self.events or (self.winner,) if e.request is not None]
         if carriers:
             fields["request"] = fill_in_fields(min(carriers, key=version_of), ttl_days)["request"]
