@@ -39,6 +39,8 @@ INTERNAL_ERROR: Final = "INTERNAL_ERROR"
 # Always on the job body (null when unset), then those copied only when the item has them.
 ALWAYS_FIELDS: Final = ("jobId", "status", "createdAt", "updatedAt", "outputUrl")
 OPTIONAL_FIELDS: Final = ("progress", "startedAt", "error", "result", "attempt")
+# From the item's `request` fill-in (DESIGN §2): what the job was asked to do, when it is known.
+REQUEST_FIELDS: Final = ("model", "input")
 
 # CORS: what a browser on an allowed origin may send and read.
 CORS_ALLOW_METHODS: Final = "GET, OPTIONS"
@@ -138,11 +140,17 @@ def may_read(item: Item | None, caller: Caller, now: float) -> bool:
 
 
 def job_view(item: Item) -> dict[str, Any]:
-    """The JSON body of a job: the always-present fields (null when unset), then the optional ones."""
+    """The JSON body of a job: the always-present fields (null when unset), then the optional ones,
+    and `model` and `input` from the item's `request` when it has one."""
     view: dict[str, Any] = {name: item.get(name) for name in ALWAYS_FIELDS}
     for name in OPTIONAL_FIELDS:
         if item.get(name) is not None:
             view[name] = item[name]
+    request = item.get("request")
+    if isinstance(request, Mapping):  # an item written before `request` existed has none
+        for name in REQUEST_FIELDS:
+            if request.get(name) is not None:
+                view[name] = request[name]
     if item.get("status") in TERMINAL_STATUSES and item.get("updatedAt") is not None:
         view["completedAt"] = item["updatedAt"]
     return view

@@ -68,6 +68,12 @@ def _job_schema() -> dict[str, Any]:
         },
         "result": {"type": "object", "description": "result metadata from Fal", "additionalProperties": True},
         "attempt": {"type": "integer", "minimum": 1},
+        "model": {"type": "string", "description": "the Fal application the job runs (from its request)"},
+        "input": {
+            "type": "object",
+            "description": "the arguments the job was submitted with (from its request)",
+            "additionalProperties": True,
+        },
     }
     return {
         "type": "object",

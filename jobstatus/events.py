@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from jobstatus.storable import FIELD_LEVEL, unstorable_reason
+
 DETAIL_TYPE: Final = "JobStatusChanged"
 REQUEST_DETAIL_TYPE: Final = "VideoGenerationRequested"
 SOURCE_SUBMIT: Final = "jobs.submit"
@@ -46,6 +48,11 @@ OUTPUT_URL_PATTERN: Final = r"^https://[^\s/?#]+([/?#]\S*)?$"
 WEBHOOK_URL_PATTERN: Final = r"^https?://[^\s/?#]+([/?#]\S*)?$"
 MAX_RESULT_BYTES: Final = 16 * 1024
 MAX_INPUT_BYTES: Final = 16 * 1024
+INPUT_LEVEL: Final = FIELD_LEVEL + 1  # request is an event field's object; its input one level below
+STORABLE_RULE: Final = (
+    "Only values DynamoDB can store: numbers finite, at most 38 significant digits, magnitude 0 or "
+    "1e-130 .. 1e125; no empty keys; nested at most 32 levels counting the event as level 1."
+)
 MAX_ATTEMPT: Final = 9999  # the version pads attempt to 4 digits; more would break byte order
 EVENTBRIDGE_MAX_ENTRY_BYTES: Final = 256 * 1024
 
@@ -127,10 +134,18 @@ def _json_size(value: dict[str, Any], name: str) -> int:
     return len(encoded.encode())
 
 
+def _storable(value: Any, name: str, level: int) -> None:
+    # DESIGN §2 "Storable values": what DynamoDB cannot store is refused here, so that a valid
+    # event can always be projected.
+    if reason := unstorable_reason(value, level):
+        raise ValueError(f"{name} holds a value DynamoDB cannot store: {reason}")
+
+
 def _bounded_result(value: dict[str, Any]) -> dict[str, Any]:
     size = _json_size(value, "result")
     if size > MAX_RESULT_BYTES:
         raise ValueError(f"result is {size} bytes as JSON; at most {MAX_RESULT_BYTES} allowed")
+    _storable(value, "result", FIELD_LEVEL)
     return value
 
 
@@ -138,6 +153,12 @@ def _bounded_input(value: dict[str, Any]) -> dict[str, Any]:
     size = _json_size(value, "input")
     if size > MAX_INPUT_BYTES:
         raise ValueError(f"input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} allowed")
+    _storable(value, "request.input", INPUT_LEVEL)
+    return value
+
+
+def _storable_metrics(value: dict[str, Any]) -> dict[str, Any]:
+    _storable(value, "metrics", FIELD_LEVEL)
     return value
 
 
@@ -145,7 +166,11 @@ Timestamp = Annotated[str, Field(pattern=TIMESTAMP_PATTERN), AfterValidator(_tim
 EventId = Annotated[str, Field(pattern=EVENT_ID_PATTERN), AfterValidator(_event_id)]
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
 OutputUrl = Annotated[str, Field(max_length=2048, pattern=OUTPUT_URL_PATTERN)]
-ResultMetadata = Annotated[dict[str, JsonValue], AfterValidator(_bounded_result)]
+ResultMetadata = Annotated[
+    dict[str, JsonValue],
+    AfterValidator(_bounded_result),
+    Field(description=f"Result metadata from Fal, at most {MAX_RESULT_BYTES} bytes as JSON. {STORABLE_RULE}"),
+]
 MetricName = Annotated[str, Field(min_length=1, max_length=128)]
 Metric = Annotated[StrictInt | StrictFloat, Field(allow_inf_nan=False)]
 
@@ -167,7 +192,11 @@ class JobRequest(_Model):
     """What the job was asked to do: the Fal application and its arguments (a fill-in field)."""
 
     model: str = Field(min_length=1, max_length=256)
-    input: Annotated[dict[str, JsonValue], AfterValidator(_bounded_input)]
+    input: Annotated[
+        dict[str, JsonValue],
+        AfterValidator(_bounded_input),
+        Field(description=f"The Fal arguments, at most {MAX_INPUT_BYTES} bytes as JSON. {STORABLE_RULE}"),
+    ]
     # Where to deliver this job's changes (DESIGN §4c). The scheme and address policy (https,
     # no private addresses) is the submitter's and the sender's to enforce; the event only
     # carries what was accepted.
@@ -214,7 +243,14 @@ class JobStatusChanged(_Model):
     output_url: OutputUrl | None = None
     result: ResultMetadata | None = None
     error: JobError | None = None
-    metrics: Annotated[dict[MetricName, Metric], Field(max_length=64)] | None = None
+    metrics: (
+        Annotated[
+            dict[MetricName, Metric],
+            Field(max_length=64, description=f"Numbers. {STORABLE_RULE}"),
+            AfterValidator(_storable_metrics),
+        ]
+        | None
+    ) = None
     request: JobRequest | None = None
 
     @model_validator(mode="after")

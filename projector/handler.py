@@ -8,12 +8,18 @@ jobId and written with one conditional `UpdateItem` per job. The answer lists in
 
 - a record that is not a valid event fails alone, with a log line saying why;
 - a job whose write is throttled or meets a service error fails with all its records;
-- a job DynamoDB refuses as malformed fails with all its records, logged as invalid;
+- a job DynamoDB refuses as malformed is written again event by event, so only the events it
+  refuses fail (logged as invalid) and the others are applied as if those were absent;
+- events that disagree with the stored item on the job's owner (`userId`, `createdAt`) are
+  conflicts: never applied, failed, logged with both values (DESIGN §3);
 - events of a job past its `ttl` are skipped as done (a replay must not resurrect it).
+
+No content of a record, however deep, large or malformed, makes the handler raise.
 
 Metrics (EMF), one count per record: `EventsApplied` (the winner of a job whose write took
 it), `EventsStale` (every other record of a written job: superseded within the batch, or
-older than the item), `EventsInvalid`, `EventsExpired`; and `DynamoDBWrites` (requests made).
+older than the item), `EventsInvalid`, `EventsConflicting`, `EventsExpired`; and
+`DynamoDBWrites` (requests made).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ logger = Logger()
 metrics = Metrics()
 
 MAX_REASON_CHARS: Final = 1000  # a log line says why, not the whole payload
+MAX_PATH_CHARS: Final = 120
 
 
 class MetricsSink(Protocol):
@@ -88,6 +95,7 @@ class BatchReport:
     applied: int = 0
     stale: int = 0
     invalid: int = 0
+    conflicting: int = 0
     expired: int = 0
     writes: int = 0
 
@@ -100,6 +108,7 @@ class BatchReport:
         sink.add_metric("EventsApplied", MetricUnit.Count, self.applied)
         sink.add_metric("EventsStale", MetricUnit.Count, self.stale)
         sink.add_metric("EventsInvalid", MetricUnit.Count, self.invalid)
+        sink.add_metric("EventsConflicting", MetricUnit.Count, self.conflicting)
         sink.add_metric("EventsExpired", MetricUnit.Count, self.expired)
         sink.add_metric("DynamoDBWrites", MetricUnit.Count, self.writes)
 
@@ -112,7 +121,9 @@ def parse_record(record: Mapping[str, Any]) -> JobStatusChanged:
     try:
         raw = json.loads(body)
     except ValueError as error:
-        raise InvalidRecord(f"the body is not JSON: {error}") from error
+        raise InvalidRecord(f"the body is not JSON: {error}"[:MAX_REASON_CHARS]) from error
+    except RecursionError as error:
+        raise InvalidRecord("the body is JSON nested too deeply to read") from error
     try:
         envelope = _Envelope.model_validate(raw)
     except ValidationError as error:
@@ -127,13 +138,27 @@ def parse_record(record: Mapping[str, Any]) -> JobStatusChanged:
         return JobStatusChanged.from_detail(envelope.detail)
     except ValidationError as error:
         raise InvalidRecord(f"the detail breaks the event contract: {_summary(error)}", job_id) from error
+    except RecursionError as error:
+        raise InvalidRecord("the detail is nested too deeply to validate", job_id) from error
+
+
+def _parse_safely(record: Mapping[str, Any]) -> JobStatusChanged:
+    """`parse_record`, with any other failure on a record's content turned into `InvalidRecord`."""
+    try:
+        return parse_record(record)
+    except InvalidRecord:
+        raise
+    except Exception as error:  # a record must never fail the batch, whatever it holds
+        raise InvalidRecord(f"the record cannot be read: {type(error).__name__}") from error
 
 
 def _summary(error: ValidationError) -> str:
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-        for e in error.errors(include_url=False, include_input=False)
-    ]
+    parts = []
+    for e in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(root)"
+        if len(where) > MAX_PATH_CHARS:  # a deep path must not crowd out the message
+            where = where[:MAX_PATH_CHARS] + "..."
+        parts.append(f"{where}: {e['msg']}")
     return "; ".join(parts)[:MAX_REASON_CHARS]
 
 
@@ -153,7 +178,7 @@ def process(records: Iterable[Mapping[str, Any]], deps: ProjectorDeps) -> BatchR
     for record in records:
         message_id = str(record.get("messageId") or "")
         try:
-            event = parse_record(record)
+            event = _parse_safely(record)
         except InvalidRecord as error:
             logger.warning(
                 "invalid record failed; it reaches the DLQ after maxReceiveCount",
@@ -180,9 +205,16 @@ def _write(job: JobBatch, store: JobWriter, report: BatchReport) -> None:
     try:
         result = store.write(job)
     except InvalidForStore as error:
-        logger.error(
-            "DynamoDB refused the job's write; its records failed", extra={**about, "reason": str(error)}
-        )
+        if len(job.record_ids) > 1:
+            # Which event is it? Each alone, so that the others are applied as if it were absent.
+            logger.warning(
+                "DynamoDB refused the job's coalesced write; writing its events one by one",
+                extra={**about, "reason": str(error)},
+            )
+            for single in job.singles():
+                _write(single, store, report)
+            return
+        logger.error("DynamoDB refused the event; its record failed", extra={**about, "reason": str(error)})
         report.failures.extend(job.record_ids)
         report.invalid += len(job.record_ids)
         return
@@ -202,10 +234,24 @@ def _write(job: JobBatch, store: JobWriter, report: BatchReport) -> None:
         logger.exception("unexpected error writing the job; its records failed", extra=about)
         report.failures.extend(job.record_ids)
         return
+    report.writes += result.requests
+    if result.outcome is Outcome.CONFLICT:
+        logger.error(
+            "events conflict with the job's owner; not applied, their records failed",
+            extra={
+                **about,
+                "userId": job.winner.user_id,
+                "createdAt": job.winner.created_at,
+                "storedUserId": result.stored_user_id,
+                "storedCreatedAt": result.stored_created_at,
+            },
+        )
+        report.failures.extend(job.record_ids)
+        report.conflicting += len(job.record_ids)
+        return
     applied = 1 if result.outcome is Outcome.APPLIED else 0
     report.applied += applied
     report.stale += len(job.record_ids) - applied
-    report.writes += result.requests
     logger.debug(
         "job written",
         extra={
@@ -230,6 +276,7 @@ def handle(event: Mapping[str, Any], context: LambdaContext | None, deps: Projec
             "applied": report.applied,
             "stale": report.stale,
             "invalid": report.invalid,
+            "conflicting": report.conflicting,
             "expired": report.expired,
             "failed": len(report.failures),
             "dynamodbWrites": report.writes,

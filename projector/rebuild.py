@@ -346,6 +346,7 @@ class FileSummary:
     expired: int = 0
     invalid: list[LineProblem] = field(default_factory=list)
     failed: list[LineProblem] = field(default_factory=list)
+    conflicting: list[LineProblem] = field(default_factory=list)  # another owner's job (DESIGN §3)
     jobs: set[str] = field(default_factory=set)
     batches: int = 0
     writes: int = 0
@@ -354,7 +355,7 @@ class FileSummary:
     @property
     def ok(self) -> bool:
         """Whether every line was read and every event written or rightly skipped."""
-        return not self.invalid and not self.failed
+        return not self.invalid and not self.failed and not self.conflicting
 
 
 def apply_events(
@@ -368,8 +369,9 @@ def apply_events(
 ) -> FileSummary:
     """Fold the events of `lines` into the table through `coalesce` and `store`, `batch_size` at a time.
 
-    Bad lines and jobs DynamoDB refuses are reported in the summary with their line numbers, and
-    the rest is applied. `on_progress` gets the number of the last line handled after each
+    Bad lines, events DynamoDB refuses and events that conflict with their job's owner are
+    reported in the summary with their line numbers, and the rest is applied, by the same rules
+    as ProjectorFn's. `on_progress` gets the number of the last line handled after each
     batch. Raises `RebuildError` when the table is missing (no write can succeed).
     """
     if batch_size < 1:
@@ -393,6 +395,10 @@ def _write_job(store: JobWriter, job: JobBatch, summary: FileSummary) -> None:
     try:
         result = store.write(job)
     except InvalidForStore as error:
+        if len(lines) > 1:  # each alone, so that only the refused ones are left out
+            for single in job.singles():
+                _write_job(store, single, summary)
+            return
         reason = f"DynamoDB refused job {job.job_id}: {error}"
         summary.invalid.extend(LineProblem(line, reason) for line in lines)
         return
@@ -406,12 +412,20 @@ def _write_job(store: JobWriter, job: JobBatch, summary: FileSummary) -> None:
         reason = f"writing job {job.job_id} failed: {error}"
         summary.failed.extend(LineProblem(line, reason) for line in lines)
         return
+    summary.writes += 1
+    summary.requests += result.requests
+    if result.outcome is Outcome.CONFLICT:
+        reason = (
+            f"job {job.job_id} belongs to userId {result.stored_user_id!r}, createdAt "
+            f"{result.stored_created_at!r}; the event says userId {job.winner.user_id!r}, createdAt "
+            f"{job.winner.created_at!r}: not applied"
+        )
+        summary.conflicting.extend(LineProblem(line, reason) for line in lines)
+        return
     applied = 1 if result.outcome is Outcome.APPLIED else 0
     summary.applied += applied
     summary.stale += len(lines) - applied
     summary.jobs.add(job.job_id)
-    summary.writes += 1
-    summary.requests += result.requests
 
 
 def batch_size_of(template: Template, function_id: str = PROJECTOR_FN_ID) -> int:

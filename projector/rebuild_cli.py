@@ -346,6 +346,7 @@ def rebuild_from_file(args: argparse.Namespace, console: Console) -> int:
     console.print(file_summary(summary, path, table, batch_size))
     _print_problems(console, "Invalid", summary.invalid)
     _print_problems(console, "Not written", summary.failed)
+    _print_problems(console, "Conflicting (another owner's job)", summary.conflicting)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -368,6 +369,7 @@ def file_summary(summary: FileSummary, path: Path, table_name: str, batch_size: 
     table.add_row("Expired (skipped)", str(summary.expired))
     table.add_row("Invalid", f"[red]{len(summary.invalid)}[/]" if summary.invalid else "0")
     table.add_row("Not written (errors)", f"[red]{len(summary.failed)}[/]" if summary.failed else "0")
+    table.add_row("Conflicting", f"[red]{len(summary.conflicting)}[/]" if summary.conflicting else "0")
     table.add_row("Jobs", str(len(summary.jobs)))
     table.add_row("Batches", f"{summary.batches} of up to {batch_size}")
     table.add_row("DynamoDB requests", str(summary.requests))

@@ -1,10 +1,12 @@
-"""The DynamoDB adapter of the projector: one conditional `UpdateItem` per job per batch.
+"""The DynamoDB adapter of the projector: one conditional `UpdateItem` per job (and owner) per batch.
 
-The condition `attribute_not_exists(jobId) OR attribute_not_exists(version) OR version < :version`
-makes every write idempotent and order-free; a failed condition is a normal outcome (the event
-is stale or a duplicate), not an error. Only when the stored item lacks a fill-in field (a
-damaged table) does a second, fill-in-only write follow; `ReturnValuesOnConditionCheckFailure`
-says so without a read.
+The condition "the item is new, or it has the event's owner and an older version" makes every
+write idempotent and order-free, and no event of another owner can touch an item (DESIGN §3).
+A failed condition is a normal outcome: the event is stale or a duplicate, or it is a conflict
+(the item's `userId` or `createdAt` differ). `ReturnValuesOnConditionCheckFailure` tells which,
+and whether a stale event still has fill-in fields to write (a damaged item, or `request` not
+yet stored); that second write is itself conditioned on the owner. An engine that returns no
+item (dynalite) gets the second write anyway, and a read only when that one fails too.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from botocore.exceptions import ClientError
 
-from jobstatus.codec import to_attribute_value
-from projector.fold import FILL_IN_FIELDS, WINNER_FIELDS, JobBatch, fill_in_fields, winner_fields
+from jobstatus.codec import from_item, to_attribute_value
+from projector.fold import FILL_IN_FIELDS, OWNER_FIELDS, WINNER_FIELDS, JobBatch, winner_fields
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -27,13 +29,16 @@ CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 # Errors about the request itself: retrying cannot help, the record is bad for this table.
 INVALID_REQUEST_CODES: Final = frozenset({"ValidationException", "SerializationException"})
 
-# The parts of the condition, named: the item is new, or what it holds is older (an item
-# without a version is damaged, and any event may repair it, as the pure fold does).
+# The parts of the condition, named. An item without a version (or an owner field) is damaged,
+# and an event of the right owner may repair it, as the pure fold does.
 ITEM_IS_NEW: Final = "attribute_not_exists(#jobId)"
-ITEM_HAS_NO_VERSION: Final = "attribute_not_exists(#version)"
-STORED_IS_OLDER: Final = "#version < :version"
-WINNER_CONDITION: Final = f"{ITEM_IS_NEW} OR {ITEM_HAS_NO_VERSION} OR {STORED_IS_OLDER}"
 ITEM_EXISTS: Final = "attribute_exists(#jobId)"
+SAME_USER: Final = "(attribute_not_exists(#userId) OR #userId = :userId)"
+SAME_CREATED_AT: Final = "(attribute_not_exists(#createdAt) OR #createdAt = :createdAt)"
+SAME_OWNER: Final = f"{SAME_USER} AND {SAME_CREATED_AT}"
+STORED_IS_OLDER: Final = "(attribute_not_exists(#version) OR #version < :version)"
+WINNER_CONDITION: Final = f"{ITEM_IS_NEW} OR ({SAME_OWNER} AND {STORED_IS_OLDER})"
+FILL_IN_CONDITION: Final = f"{ITEM_EXISTS} AND {SAME_OWNER}"
 
 
 class Outcome(StrEnum):
@@ -42,6 +47,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"  # the batch's winner is now the item's winner
     STALE = "stale"  # the item already holds this or a greater version: nothing to do
     FILLED = "filled"  # stale, but missing fill-in fields were written
+    CONFLICT = "conflict"  # the item has another owner (userId or createdAt): nothing written
 
 
 class InvalidForStore(Exception):
@@ -50,10 +56,12 @@ class InvalidForStore(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """A job's outcome and how many DynamoDB requests it took."""
+    """A job's outcome, how many DynamoDB requests it took, and for a conflict the stored owner."""
 
     outcome: Outcome
     requests: int
+    stored_user_id: str | None = None
+    stored_created_at: str | None = None
 
 
 class JobWriter(Protocol):
@@ -78,15 +86,16 @@ class JobStore:
         return self._table
 
     def write(self, batch: JobBatch) -> WriteResult:
-        """Apply a job's winning event with one conditional write (two for a damaged item).
+        """Apply a job's winning event with one conditional write (two for a stale event with fill-ins to do).
 
+        Never writes anything of an event whose owner differs from the item's (`Outcome.CONFLICT`).
         Raises `ClientError` / `BotoCoreError` for throttling, service and connection errors
         (the caller fails that job's records so SQS redelivers them) and `InvalidForStore` for a
         request DynamoDB refuses or a value it cannot hold.
         """
         event = batch.winner
         winners = winner_fields(event)
-        fill_ins = {k: v for k, v in fill_in_fields(event, self._ttl_days).items() if k != KEY}
+        fill_ins = {k: v for k, v in batch.fill_ins(self._ttl_days).items() if k != KEY}
         names = {f"#{name}": name for name in (KEY, *WINNER_FIELDS, *fill_ins)}
         values = _attribute_values({**winners, **fill_ins})
         assignments = [f"#{name} = :{name}" for name in winners]
@@ -107,38 +116,77 @@ class JobStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _code(error) in INVALID_REQUEST_CODES:
-                raise InvalidForStore(str(error)) from error
-            if _code(error) != CONDITION_FAILED:
-                raise
-            stored = cast("dict[str, Any]", error.response).get("Item", {})
-            return self._fill_in_if_missing(batch.job_id, stored, fill_ins)
+            _raise_unless_condition_failed(error)
+            returned = cast("dict[str, Any]", error.response).get("Item")
+            owner = {name: fill_ins[name] for name in OWNER_FIELDS}
+            if returned is None:  # an engine that ignores ReturnValuesOnConditionCheckFailure
+                return self._fill_in(batch.job_id, owner, fill_ins, requests=1)
+            stored = from_item(returned)
+            if _is_conflict(stored, owner):
+                return _conflict(stored, requests=1)
+            missing = {name: value for name, value in fill_ins.items() if name not in stored}
+            if not missing:
+                return WriteResult(Outcome.STALE, 1)
+            return self._fill_in(batch.job_id, owner, missing, requests=1)
         return WriteResult(Outcome.APPLIED, 1)
 
-    def _fill_in_if_missing(
-        self, job_id: str, stored: dict[str, Any], fill_ins: dict[str, Any]
+    def _fill_in(
+        self, job_id: str, owner: dict[str, Any], fill_ins: dict[str, Any], *, requests: int
     ) -> WriteResult:
-        missing = {name: value for name, value in fill_ins.items() if name not in stored}
-        if not missing:
-            return WriteResult(Outcome.STALE, 1)
+        """Write the fill-ins the item lacks, only if it exists and has the same `owner`."""
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={KEY: {"S": job_id}},
                 UpdateExpression="SET "
-                + ", ".join(f"#{name} = if_not_exists(#{name}, :{name})" for name in missing),
-                ConditionExpression=ITEM_EXISTS,
-                ExpressionAttributeNames={"#jobId": KEY, **{f"#{name}": name for name in missing}},
-                ExpressionAttributeValues=_attribute_values(missing),
+                + ", ".join(f"#{name} = if_not_exists(#{name}, :{name})" for name in fill_ins),
+                ConditionExpression=FILL_IN_CONDITION,
+                ExpressionAttributeNames={f"#{name}": name for name in (KEY, *OWNER_FIELDS, *fill_ins)},
+                ExpressionAttributeValues=_attribute_values({**owner, **fill_ins}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _code(error) in INVALID_REQUEST_CODES:
-                raise InvalidForStore(str(error)) from error
-            if _code(error) != CONDITION_FAILED:
-                raise
+            _raise_unless_condition_failed(error)
+            returned = cast("dict[str, Any]", error.response).get("Item")
+            if returned is None:  # no item came back: it vanished, or the engine returns none
+                returned = self._read(job_id)
+                requests += 1
+            if returned is not None and _is_conflict(stored := from_item(returned), owner):
+                return _conflict(stored, requests=requests + 1)
             # The item vanished in between (TTL or a wipe): nothing to repair.
-            return WriteResult(Outcome.STALE, 2)
-        return WriteResult(Outcome.FILLED, 2)
+            return WriteResult(Outcome.STALE, requests + 1)
+        return WriteResult(Outcome.FILLED, requests + 1)
+
+    def _read(self, job_id: str) -> dict[str, Any] | None:
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key={KEY: {"S": job_id}},
+            ProjectionExpression="#userId, #createdAt",
+            ExpressionAttributeNames={"#userId": "userId", "#createdAt": "createdAt"},
+            ConsistentRead=True,
+        )
+        return cast("dict[str, Any] | None", answer.get("Item"))
+
+
+def _is_conflict(stored: dict[str, Any], owner: dict[str, Any]) -> bool:
+    return any(name in stored and stored[name] != owner[name] for name in OWNER_FIELDS)
+
+
+def _conflict(stored: dict[str, Any], *, requests: int) -> WriteResult:
+    user_id, created_at = (stored.get(name) for name in OWNER_FIELDS)
+    return WriteResult(
+        Outcome.CONFLICT,
+        requests,
+        user_id if isinstance(user_id, str) else None,
+        created_at if isinstance(created_at, str) else None,
+    )
+
+
+def _raise_unless_condition_failed(error: ClientError) -> None:
+    if _code(error) in INVALID_REQUEST_CODES:
+        raise InvalidForStore(str(error)) from error
+    if _code(error) != CONDITION_FAILED:
+        raise error
 
 
 def _attribute_values(values: dict[str, Any]) -> dict[str, Any]:

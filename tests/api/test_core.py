@@ -142,6 +142,40 @@ def test_job_view_completed_at_for_terminal_jobs(status):
     assert "completedAt" not in job_view({**item, "status": "PROCESSING"})
 
 
+def test_job_view_carries_model_and_input_from_the_request():
+    item = {
+        "jobId": "j",
+        "userId": "alice",
+        "status": "QUEUED",
+        "createdAt": "c",
+        "updatedAt": "u",
+        "request": {"model": "fal-ai/kling-video", "input": {"prompt": "a cat", "seconds": 5}},
+    }
+    assert job_view(item) == {
+        "jobId": "j",
+        "status": "QUEUED",
+        "createdAt": "c",
+        "updatedAt": "u",
+        "outputUrl": None,
+        "model": "fal-ai/kling-video",
+        "input": {"prompt": "a cat", "seconds": 5},
+    }
+
+
+@pytest.mark.parametrize("request_value", [None, "not an object", {}, {"model": None}])
+def test_job_view_of_an_item_without_a_usable_request_has_no_model_or_input(request_value):
+    item = {"jobId": "j", "status": "QUEUED", "createdAt": "c", "updatedAt": "u"}
+    if request_value is not None:
+        item["request"] = request_value
+    assert job_view(item) == {
+        "jobId": "j",
+        "status": "QUEUED",
+        "createdAt": "c",
+        "updatedAt": "u",
+        "outputUrl": None,
+    }
+
+
 def test_etag_is_strong_and_follows_the_version():
     etag = etag_of("0001#3#2026-11-22T07:00:00.000Z#e")
     assert etag.startswith('"') and etag.endswith('"') and len(etag) == 34

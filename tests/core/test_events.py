@@ -54,6 +54,14 @@ def detail(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not ...}
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    """An object holding `levels` objects in all, one inside the other."""
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
 @pytest.fixture(scope="module")
 def validator() -> Draft202012Validator:
     checked_in = json.loads(schema_module.SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -86,6 +94,13 @@ VALID = {
     "metrics": detail(metrics={"falLatencyMs": 1200, "queueWaitMs": 3.5}),
     "explicit nulls": detail(progress=None, outputUrl=None, error=None, result=None, metrics=None),
     "leap day": detail(occurredAt="2028-02-29T23:59:59.999Z"),
+    "result numbers at DynamoDB's limits": detail(
+        result={"big": 1e125, "small": 1e-130, "neg": -1e125, "zero": 0.0, "digits": 10**38 - 1}
+    ),
+    "result 32 levels": detail(result=_nested(31)),
+    "metrics at the limit": detail(metrics={"x": 1e125, "y": 10**38 - 1}),
+    "request": detail(request={"model": "fal-ai/kling-video", "input": {"prompt": "a cat", "n": 2}}),
+    "request.input 32 levels": detail(request={"model": "fal-ai/x", "input": _nested(30)}),
 }
 
 INVALID = {
@@ -159,6 +174,10 @@ INVALID = {
     "metrics nested": detail(metrics={"a": {"b": 1}}),
     "metrics empty name": detail(metrics={"": 1}),
     "metrics too many": detail(metrics={f"m{i}": i for i in range(65)}),
+    "request without input": detail(request={"model": "fal-ai/x"}),
+    "request empty model": detail(request={"model": "", "input": {}}),
+    "request input not an object": detail(request={"model": "fal-ai/x", "input": [1]}),
+    "request extra key": detail(request={"model": "fal-ai/x", "input": {}, "webhook": "x"}),
     "not an object": [detail()],
 }
 
@@ -171,6 +190,21 @@ MODEL_ONLY = {
     # Python's `jsonschema` matches `pattern` with `re.search`, whose `$` also matches before a
     # final newline (ECMA-262's does not); the model's Rust regex refuses it.
     "jobId with a trailing newline": detail(jobId="job-1\n"),
+    # DESIGN §2 "Storable values": what DynamoDB cannot store.
+    "result 1e200": detail(result={"n": 1e200}),
+    "result -1e200": detail(result={"n": -1e200}),
+    "result 1.0000001e125": detail(result={"n": 1.0000001e125}),
+    "result 1e-131": detail(result={"n": 1e-131}),
+    "result 42-digit integer": detail(result={"n": 10**41 + 1}),
+    "result 39 significant digits": detail(result={"n": 10**38 + 1}),
+    "result empty key": detail(result={"": 1}),
+    "result empty key deep": detail(result={"a": [{"b": {"": "x"}}]}),
+    "result 33 levels": detail(result=_nested(32)),
+    "metrics 1e200": detail(metrics={"x": 1e200}),
+    "metrics 42-digit integer": detail(metrics={"x": 10**41 + 1}),
+    "request.input 1e200": detail(request={"model": "fal-ai/x", "input": {"n": 1e200}}),
+    "request.input empty key": detail(request={"model": "fal-ai/x", "input": {"": 1}}),
+    "request.input 33 levels": detail(request={"model": "fal-ai/x", "input": _nested(31)}),
 }
 
 
@@ -190,6 +224,26 @@ def test_invalid_examples_fail_model_and_schema(value: Any, validator: Draft2020
 def test_rules_only_the_model_can_check(value: dict[str, Any], validator: Draft202012Validator) -> None:
     assert not model_accepts(value)
     assert validator.is_valid(value)
+
+
+def test_an_unstorable_value_is_refused_saying_where_and_why() -> None:
+    with pytest.raises(ValidationError, match=r"result holds a value DynamoDB cannot store: a\.b: 1e\+200"):
+        JobStatusChanged.from_detail(detail(result={"a": {"b": 1e200}}))
+    with pytest.raises(ValidationError, match=r"request\.input holds a value DynamoDB cannot store"):
+        JobStatusChanged.from_detail(detail(request={"model": "m", "input": {"": 1}}))
+
+
+def test_input_nesting_is_counted_from_the_event() -> None:
+    # The event is level 1, request level 2, input level 3: input may hold 30 more levels.
+    ok = detail(request={"model": "m", "input": _nested(30)})
+    assert JobStatusChanged.from_detail(ok).request is not None
+    with pytest.raises(ValidationError, match="nested deeper than 32 levels"):
+        JobStatusChanged.from_detail(detail(request={"model": "m", "input": _nested(31)}))
+
+
+def test_a_100000_deep_result_is_refused_without_recursion_error() -> None:
+    with pytest.raises(ValidationError):
+        JobStatusChanged.from_detail(detail(result=_nested(100_000)))
 
 
 def test_result_with_non_finite_number_is_refused() -> None:

@@ -1,34 +1,28 @@
 """hypothesis properties of the pure fold (DESIGN §3): idempotent, order-free, monotone, exact.
 
 Histories are small (1-8 events per job, a few attempts, a handful of instants) so that ties on
-attempt, rank and time are frequent and every branch of the version order is exercised.
+attempt, rank and time are frequent and every branch of the version order is exercised. The
+expected items come from `reference_items`, written here from the events' own JSON and the
+contract's words, never from the fold's helpers or field lists.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import subprocess
 import sys
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobstatus.events import RANK, JobStatusChanged, Status, version_of
-from projector.fold import (
-    FILL_IN_FIELDS,
-    WINNER_FIELDS,
-    Item,
-    apply,
-    coalesce,
-    fill_in_fields,
-    project,
-    ttl_of,
-    winner_fields,
-)
+from jobstatus.events import JobStatusChanged, Status
+from projector.fold import Item, apply, coalesce, project, project_reporting, ttl_of
 
 pytestmark = pytest.mark.property
 
@@ -66,12 +60,19 @@ ATTEMPTS = 3
 EVENT_SPACE = len(VARIANTS) * len(INSTANTS) * ATTEMPTS * 256
 
 
+def request_of(job_id: str) -> dict[str, Any]:
+    """The one request every event of a job that carries one carries."""
+    return {"model": "fal-ai/kling-video", "input": {"prompt": f"the video of {job_id}", "n": [1.5, None]}}
+
+
 def decode(index: int, spec: int, job_id: str) -> JobStatusChanged:
     """The event an integer stands for; `index` makes its eventId unique within the job."""
     spec, variant = divmod(spec, len(VARIANTS))
     spec, instant = divmod(spec, len(INSTANTS))
     order, attempt = divmod(spec, ATTEMPTS)
     status, fields = VARIANTS[variant]
+    if order % 3 == 0:  # a third of the events carry the job's request
+        fields = {**fields, "request": request_of(job_id)}
     return JobStatusChanged(
         # The random high bits decide ties on attempt, rank and time.
         event_id=str(uuid.UUID(int=(order << 64) | index, version=4)),
@@ -98,12 +99,62 @@ def deliveries(draw: st.DrawFn) -> tuple[list[JobStatusChanged], list[JobStatusC
     return events, delivered
 
 
-def greatest(events: list[JobStatusChanged]) -> JobStatusChanged:
-    return max(events, key=version_of)
+# --- the reference: DESIGN §2/§3 in a few lines, from the events' JSON -------------------------
+
+CONTRACT_RANK = {"QUEUED": 1, "PROCESSING": 2, "COMPLETED": 3, "FAILED": 3}
+# (field of the event's detail, attribute of the item), as DESIGN §3 lists the winner fields.
+CONTRACT_WINNER_FIELDS = [
+    ("status", "status"),
+    ("occurredAt", "updatedAt"),
+    ("eventId", "lastEventId"),
+    ("attempt", "attempt"),
+    ("progress", "progress"),
+    ("startedAt", "startedAt"),
+    ("outputUrl", "outputUrl"),
+    ("result", "result"),
+    ("error", "error"),
+    ("metrics", "metrics"),
+]
+
+
+def contract_version(detail: dict[str, Any]) -> str:
+    rank = CONTRACT_RANK[detail["status"]]
+    return f"{detail['attempt']:04d}#{rank}#{detail['occurredAt']}#{detail['eventId']}"
+
+
+def contract_ttl(created_at: str, days: int) -> int:
+    return int(datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()) + days * 86_400
+
+
+def reference_items(events: list[JobStatusChanged], ttl_days: int = TTL_DAYS) -> dict[str, Item]:
+    """Each job's item from its events' JSON: fill-ins, and exactly the greatest version's fields.
+
+    For events that all agree on their job's owner and request (as these histories do).
+    """
+    by_job: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        detail = json.loads(json.dumps(event.to_detail()))
+        by_job.setdefault(detail["jobId"], []).append(detail)
+    items = {}
+    for job_id, details in by_job.items():
+        winner = max(details, key=contract_version)
+        item: Item = {
+            "jobId": job_id,
+            "userId": winner["userId"],
+            "createdAt": winner["createdAt"],
+            "ttl": contract_ttl(winner["createdAt"], ttl_days),
+            "version": contract_version(winner),
+        }
+        item.update({attr: winner[key] for key, attr in CONTRACT_WINNER_FIELDS if key in winner})
+        requests = [d["request"] for d in details if "request" in d]
+        if requests:
+            item["request"] = requests[0]
+        items[job_id] = item
+    return items
 
 
 def rank_of(item: Item) -> tuple[int, int]:
-    return item["attempt"], RANK[Status(item["status"])]
+    return item["attempt"], CONTRACT_RANK[item["status"]]
 
 
 @PROPERTY
@@ -148,14 +199,7 @@ def test_status_never_goes_backwards_within_an_attempt(history: Any) -> None:
 @given(deliveries())
 def test_the_item_is_the_fill_ins_plus_exactly_the_winners_fields(history: Any) -> None:
     events, delivered = history
-    items = project(delivered, ttl_days=TTL_DAYS, now=NOW)
-    for job_id, item in items.items():
-        winner = greatest([e for e in events if e.job_id == job_id])
-        assert item == {**fill_in_fields(winner, TTL_DAYS), **winner_fields(winner)}
-        # A winner field the winning event lacks is absent, not left over from a loser.
-        lacking = set(WINNER_FIELDS) - set(winner_fields(winner))
-        assert not lacking & set(item)
-        assert set(item) <= set(FILL_IN_FIELDS) | set(WINNER_FIELDS)
+    assert project(delivered, ttl_days=TTL_DAYS, now=NOW) == reference_items(events)
 
 
 @PROPERTY
@@ -185,9 +229,94 @@ def test_coalesce_then_apply_equals_folding_every_event(history: Any, seed: int)
         for batch in batches:
             assert {e.job_id for r, e in records if r in batch.record_ids} == {batch.job_id}
             folded = apply(items.get(batch.job_id), batch.winner, ttl_days=TTL_DAYS, now=NOW)
+            # The share's other events can only fill in (request), as the writer's if_not_exists does.
+            for event in batch.events:
+                assert apply(folded, event, ttl_days=TTL_DAYS, now=NOW) == fill_in(folded, event)
+            folded = fill_in(folded, next((e for e in batch.events if e.request), batch.winner))
             assert folded is not None
             items[batch.job_id] = folded
-    assert items == project(events, ttl_days=TTL_DAYS, now=NOW)
+    assert items == reference_items(events)
+
+
+def fill_in(item: Item | None, event: JobStatusChanged) -> Item | None:
+    """`item` with the event's request when it has none yet (the contract's fill-in rule)."""
+    if item is None or event.request is None or "request" in item:
+        return item
+    return {**item, "request": event.request.model_dump(mode="json")}
+
+
+# --- owners that disagree (DESIGN §3 "A job's owner never changes") ------------------------------
+
+# Later createdAts only: an earlier one would make the event's own job expired at NOW.
+FOREIGN_OWNERS = [
+    ("mallory", CREATED_AT),
+    ("user-of-job-0", "2026-11-22T07:00:01.000Z"),
+    ("mallory", "2026-11-22T07:00:00.500Z"),
+]
+
+
+@st.composite
+def contested(draw: st.DrawFn) -> tuple[list[JobStatusChanged], list[JobStatusChanged]]:
+    """A delivery where some events claim another owner (userId, createdAt or both) for job-0."""
+    events, delivered = draw(deliveries())
+    rnd = random.Random(draw(st.integers(0, 2**32 - 1)))
+    foreign = {}
+    for event in events:
+        if event.job_id == "job-0" and rnd.random() < 0.4:
+            user_id, created_at = rnd.choice(FOREIGN_OWNERS)
+            foreign[event.event_id] = event.model_copy(update={"user_id": user_id, "created_at": created_at})
+    events = [foreign.get(e.event_id, e) for e in events]
+    return events, [foreign.get(e.event_id, e) for e in delivered]
+
+
+def owner(event: JobStatusChanged) -> tuple[str, str]:
+    return event.user_id, event.created_at
+
+
+@PROPERTY
+@given(contested())
+def test_an_item_holds_only_its_owners_events_and_every_other_is_reported(history: Any) -> None:
+    events, delivered = history
+    items, conflicting = project_reporting(delivered, ttl_days=TTL_DAYS, now=NOW)
+    for job_id, item in items.items():
+        # The owner is that of the job's first event delivered; the item is the fold of its events alone.
+        first = next(e for e in delivered if e.job_id == job_id)
+        assert (item["userId"], item["createdAt"]) == owner(first)
+        own = [e for e in events if e.job_id == job_id and owner(e) == owner(first)]
+        assert item == reference_items(own)[job_id]
+    foreign = [e for e in delivered if owner(e) != (items[e.job_id]["userId"], items[e.job_id]["createdAt"])]
+    assert conflicting == foreign
+
+
+@PROPERTY
+@given(contested(), st.integers(0, 2**32 - 1))
+def test_batches_judge_each_owner_alone_whatever_the_batching(history: Any, seed: int) -> None:
+    # coalesce, then apply each share's winner the way the writer does: never across owners.
+    events, delivered = history
+    rnd = random.Random(seed)
+    cuts = sorted(rnd.randint(0, len(delivered)) for _ in range(rnd.randint(0, 4)))
+    items: dict[str, Item] = {}
+    reported: list[str] = []
+    for start, end in itertools.pairwise([0, *cuts, len(delivered)]):
+        for batch in coalesce((f"m{i}", delivered[i]) for i in range(start, end)):
+            assert len({owner(e) for e in batch.events}) == 1  # never mixed
+            stored = items.get(batch.job_id)
+            if stored is not None and (stored["userId"], stored["createdAt"]) != owner(batch.winner):
+                reported += batch.record_ids
+                continue
+            folded = apply(stored, batch.winner, ttl_days=TTL_DAYS, now=NOW)
+            folded = fill_in(folded, next((e for e in batch.events if e.request), batch.winner))
+            assert folded is not None
+            items[batch.job_id] = folded
+    for job_id, item in items.items():
+        own = [e for e in events if e.job_id == job_id and owner(e) == (item["userId"], item["createdAt"])]
+        assert item == reference_items(own)[job_id]
+    expected = [
+        f"m{i}"
+        for i, e in enumerate(delivered)
+        if owner(e) != (items[e.job_id]["userId"], items[e.job_id]["createdAt"])
+    ]
+    assert sorted(reported) == sorted(expected)
 
 
 # --- examples that pin the rules down -----------------------------------------------------------
@@ -237,10 +366,7 @@ def test_a_damaged_item_gets_its_missing_fill_ins_back_from_a_stale_event() -> N
 def test_an_item_without_a_version_takes_any_event() -> None:
     event = _event(Status.QUEUED, INSTANTS[0])
     damaged = {"jobId": "job-1", "status": "COMPLETED"}
-    assert apply(damaged, event, ttl_days=TTL_DAYS, now=NOW) == {
-        **fill_in_fields(event, TTL_DAYS),
-        **winner_fields(event),
-    }
+    assert apply(damaged, event, ttl_days=TTL_DAYS, now=NOW) == reference_items([event])["job-1"]
 
 
 @pytest.mark.unit

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, EndpointConnectionError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jobstatus.codec import from_item
 from jobstatus.events import Status
@@ -203,18 +205,78 @@ def test_a_failed_write_fails_all_and_only_that_jobs_records(
     assert d.metrics.points["EventsInvalid"] == 0  # type: ignore[union-attr]
 
 
-def test_a_job_dynamodb_refuses_fails_as_invalid_with_a_log_line(
+def test_an_unstorable_value_fails_its_record_alone_as_invalid(
     client: Any, logs: list[dict[str, Any]]
 ) -> None:
-    e = event(Status.COMPLETED, at(2), job_id="huge", result={"n": 10**40 + 1})
+    # A raw PutEvents with a 42-digit number: the model refuses it; the job's other events apply.
+    queued, processing = (
+        event(Status.QUEUED, at(1), job_id="huge"),
+        event(Status.PROCESSING, at(2), job_id="huge"),
+    )
+    bad = {**event(Status.COMPLETED, at(3), job_id="huge").to_detail(), "result": {"n": 10**41 + 1}}
     fine = event(Status.QUEUED, at(1), job_id="fine")
     d = deps(client)
-    response = projector.handle(batch(record(e, "m-huge"), record(fine, "m-fine")), None, d)
+    response = projector.handle(
+        batch(record(queued), record(envelope(bad), "m-huge"), record(processing), record(fine)), None, d
+    )
     assert failures(response) == ["m-huge"]
-    (line,) = [line for line in logs if line.get("jobId") == "huge"]
-    assert line["level"] == "ERROR" and "cannot be stored" in line["reason"]
+    (line,) = [line for line in logs if line.get("messageId") == "m-huge"]
+    assert line["level"] == "WARNING" and "DynamoDB cannot store" in line["reason"]
+    assert line["jobId"] == "huge"
     assert d.metrics.points["EventsInvalid"] == 1  # type: ignore[union-attr]
-    assert set(items(client)) == {"fine"}
+    assert items(client)["huge"]["status"] == "PROCESSING"
+    assert set(items(client)) == {"huge", "fine"}
+
+
+@dataclass
+class RefusingEvents:
+    """A writer on which DynamoDB refuses (ValidationException) any write holding one of `bad` events."""
+
+    inner: JobStore
+    bad: set[str]
+    calls: list[tuple[str, ...]]
+
+    def write(self, batch: JobBatch) -> WriteResult:
+        self.calls.append(batch.record_ids)
+        if {e.event_id for e in batch.events or (batch.winner,)} & self.bad:
+            raise InvalidForStore("ValidationException: Item size has exceeded the maximum allowed size")
+        return self.inner.write(batch)
+
+
+def test_a_write_dynamodb_refuses_fails_only_the_events_it_refuses(
+    client: Any, logs: list[dict[str, Any]]
+) -> None:
+    # Given a job's QUEUED, PROCESSING and a COMPLETED that DynamoDB refuses, in one batch
+    queued = event(Status.QUEUED, at(1), job_id="j", request={"model": "m", "input": {"p": 1}})
+    processing = event(Status.PROCESSING, at(2), job_id="j", progress=5)
+    completed = event(Status.COMPLETED, at(3), job_id="j", output_url="https://x.com/v.mp4")
+    writer = RefusingEvents(JobStore(client, TABLE, TTL_DAYS), {completed.event_id}, [])
+    d = deps(client, store=writer)
+    # When the batch is projected
+    response = projector.handle(
+        batch(record(completed, "m3"), record(queued, "m1"), record(processing, "m2")), None, d
+    )
+    # Then only the refused event failed, and the item is what the others make of it
+    assert failures(response) == ["m3"]
+    assert writer.calls == [("m3", "m1", "m2"), ("m1",), ("m2",), ("m3",)]
+    assert items(client) == {
+        "j": {
+            "jobId": "j",
+            "userId": "user-of-j",
+            "createdAt": CREATED_AT,
+            "ttl": 1795330800 + 30 * 86_400,  # 2026-11-22T07:00:00Z (date -u +%s) + 30 days
+            "request": {"model": "m", "input": {"p": 1}},
+            "status": "PROCESSING",
+            "updatedAt": "2026-11-22T07:00:02.000Z",
+            "version": f"0001#2#2026-11-22T07:00:02.000Z#{processing.event_id}",
+            "lastEventId": processing.event_id,
+            "attempt": 1,
+            "progress": 5,
+        }
+    }
+    (line,) = [line for line in logs if line.get("messageIds") == ["m3"]]
+    assert line["level"] == "ERROR" and "Item size" in line["reason"] and line["jobId"] == "j"
+    assert d.metrics.points["EventsInvalid"] == 1  # type: ignore[union-attr]
 
 
 def test_invalid_for_store_from_the_writer_is_reported_the_same(client: Any) -> None:
@@ -287,3 +349,130 @@ def test_lambda_handler_reads_settings_and_emits_emf_metrics(
         "EventsExpired": [0.0],
     }
     assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "JobStatus"
+
+
+# --- whatever a record holds, it fails alone ----------------------------------------------------
+
+
+def _deep_body(levels: int) -> str:
+    """An EventBridge event whose detail.result is `levels` objects deep (6.4 KB at 990)."""
+    detail = json.dumps(event(Status.COMPLETED, at(3), job_id="deep").to_detail())
+    deep = '{"a":' * levels + "1" + "}" * levels
+    return json.dumps(envelope({})).replace(
+        '"detail": {}', '"detail": ' + detail[:-1] + ', "result": ' + deep + "}"
+    )
+
+
+SQS_MAX_BYTES = 256 * 1024
+HOSTILE_BODIES = {
+    "990 levels in the detail (6.4 KB)": _deep_body(990),
+    "100,000 levels in the detail": _deep_body(100_000)[:SQS_MAX_BYTES],
+    "256 KiB of [": "[" * SQS_MAX_BYTES,
+    '256 KiB of {"a":': '{"a":' * (SQS_MAX_BYTES // 5),
+    "40 levels in the detail": _deep_body(40),
+    "a lone surrogate": json.dumps(envelope({**GOOD.to_detail(), "userId": "\ud800"})),
+    "NaN in result": json.dumps(envelope({**GOOD.to_detail(), "result": {"x": float("nan")}})),
+    "1e400 in metrics": json.dumps(envelope(GOOD.to_detail())).replace(
+        '"attempt": 1', '"attempt": 1, "metrics": {"x": 1e400}'
+    ),
+    "control bytes": bytes(range(256)).decode("latin-1"),
+    "a huge integer": '{"detail-type": "JobStatusChanged", "source": "jobs.submit", "detail": {"attempt": '
+    + "9" * 5000
+    + "}}",
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_a_hostile_record_fails_alone_with_a_reason(
+    client: Any, logs: list[dict[str, Any]], body: str
+) -> None:
+    assert len(body.encode("utf-8", "surrogatepass")) <= SQS_MAX_BYTES
+    neighbours = [event(Status.QUEUED, at(1), job_id="n1"), event(Status.PROCESSING, at(2), job_id="n2")]
+    d = deps(client)
+    response = projector.handle(
+        batch(record(neighbours[0]), record(body, "bad"), record(neighbours[1])), None, d
+    )
+    assert failures(response) == ["bad"]
+    assert items(client) == project(neighbours, ttl_days=TTL_DAYS, now=NOW)
+    (line,) = [line for line in logs if line.get("messageId") == "bad"]
+    assert line["level"] == "WARNING" and line["reason"]
+    assert d.metrics.points["EventsInvalid"] == 1  # type: ignore[union-attr]
+
+
+def test_a_990_deep_record_says_it_is_too_deep(client: Any, logs: list[dict[str, Any]]) -> None:
+    body = _deep_body(990)
+    assert 6_000 < len(body) < 7_000
+    projector.handle(batch(record(body, "deep")), None, deps(client))
+    (line,) = [line for line in logs if line.get("messageId") == "deep"]
+    # json.loads gives up first or pydantic does, depending on how deep the stack already is.
+    assert line["reason"] == "the body is JSON nested too deeply to read" or (
+        line["reason"].startswith("the detail breaks the event contract: result.a.dict.a.dict")
+        and line["reason"].endswith("...: Recursion error - cyclic reference detected")
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+            lambda children: (
+                st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+            ),
+            max_leaves=20,
+        ).map(
+            lambda value: json.dumps(
+                {"detail-type": "JobStatusChanged", "source": "jobs.submit", "detail": value}
+            )
+        ),
+    )
+)
+def test_any_body_never_raises_and_fails_only_itself(client: Any, body: str) -> None:
+    good = event(Status.QUEUED, at(1), job_id="good")
+    response = projector.handle(batch(record(good, "g"), record(body, "x")), None, deps(client))
+    assert failures(response) == ["x"]
+    assert items(client)["good"]["status"] == "QUEUED"
+
+
+# --- a job's owner never changes (DESIGN §3) ----------------------------------------------------
+
+
+def test_an_event_of_another_owner_is_a_conflict_and_the_rest_apply(
+    client: Any, logs: list[dict[str, Any]]
+) -> None:
+    # Given alice's job, projected
+    alice = [event(Status.QUEUED, at(1), job_id="j"), event(Status.PROCESSING, at(2), job_id="j", progress=5)]
+    d = deps(client)
+    projector.handle(batch(record(alice[0])), None, d)
+    # When mallory's newer COMPLETED arrives with alice's next event
+    evil = event(Status.COMPLETED, at(9), job_id="j", output_url="https://evil.example.com/v.mp4").model_copy(
+        update={"user_id": "mallory"}
+    )
+    response = projector.handle(batch(record(evil, "m-evil"), record(alice[1], "m-alice")), None, d)
+    # Then mallory's fails, alice's applies, and the item holds nothing of mallory's
+    assert failures(response) == ["m-evil"]
+    assert items(client) == project(alice, ttl_days=TTL_DAYS, now=NOW)
+    (line,) = [line for line in logs if line.get("messageIds") == ["m-evil"]]
+    assert line["level"] == "ERROR" and line["jobId"] == "j"
+    assert (line["userId"], line["storedUserId"]) == ("mallory", "user-of-j")
+    assert (line["createdAt"], line["storedCreatedAt"]) == (CREATED_AT, CREATED_AT)
+    assert d.metrics.points["EventsConflicting"] == 1  # type: ignore[union-attr]
+
+
+def test_disagreeing_events_in_one_batch_are_judged_separately_by_smallest_version(client: Any) -> None:
+    # No item yet: alice's group holds the smallest version, so alice owns the job.
+    queued = event(Status.QUEUED, at(1), job_id="j")
+    completed = event(Status.COMPLETED, at(3), job_id="j", output_url="https://cdn.example.com/v.mp4")
+    other_day = event(Status.PROCESSING, at(2), job_id="j", progress=7).model_copy(
+        update={"created_at": "2026-11-22T06:59:59.999Z"}
+    )
+    d = deps(client)
+    response = projector.handle(
+        batch(record(other_day, "m-other"), record(completed, "m-c"), record(queued, "m-q")), None, d
+    )
+    assert failures(response) == ["m-other"]
+    assert items(client) == project([queued, completed], ttl_days=TTL_DAYS, now=NOW)
+    assert d.metrics.points["EventsConflicting"] == 1  # type: ignore[union-attr]
+    assert d.metrics.points["EventsApplied"] == 1  # type: ignore[union-attr]

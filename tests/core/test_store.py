@@ -13,7 +13,14 @@ from botocore.stub import ANY, Stubber
 from jobstatus.codec import from_item
 from jobstatus.events import Status
 from projector.fold import coalesce, project
-from projector.store import WINNER_CONDITION, InvalidForStore, JobStore, Outcome, WriteResult
+from projector.store import (
+    FILL_IN_CONDITION,
+    WINNER_CONDITION,
+    InvalidForStore,
+    JobStore,
+    Outcome,
+    WriteResult,
+)
 from tests.core.factories import NOW, TTL_DAYS, at, event
 
 pytestmark = pytest.mark.unit
@@ -82,9 +89,62 @@ def test_an_item_without_a_version_is_overwritten(client: Any) -> None:
 
 
 def test_a_number_dynamodb_cannot_hold_is_invalid_for_store(client: Any) -> None:
+    # The model refuses such a number; an event built around it (model_copy skips validation)
+    # stands for one that reached the writer anyway.
     store = JobStore(client, TABLE, TTL_DAYS)
+    unstorable = event(Status.COMPLETED, at(1)).model_copy(update={"result": {"n": 10**40 + 1}})
     with pytest.raises(InvalidForStore, match="cannot be stored"):
-        write(store, event(Status.COMPLETED, at(1), result={"n": 10**40 + 1}))
+        write(store, unstorable)
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [{"user_id": "mallory"}, {"created_at": "2026-11-21T07:00:00.000Z"}],
+    ids=["userId", "createdAt"],
+)
+def test_an_event_of_another_owner_changes_nothing_even_when_newer(client: Any, foreign: Any) -> None:
+    # Given alice's job, projected
+    store = JobStore(client, TABLE, TTL_DAYS)
+    alice = event(Status.PROCESSING, at(2), progress=5)
+    write(store, alice)
+    before = stored(client)
+    # When an event with a higher version claims another owner
+    evil = event(Status.COMPLETED, at(9), output_url="https://evil.example.com/v.mp4").model_copy(
+        update=foreign
+    )
+    result = write(store, evil)
+    # Then it is a conflict naming the stored owner, and the item is untouched
+    assert result == WriteResult(Outcome.CONFLICT, 1, "user-of-job-1", "2026-11-22T07:00:00.000Z")
+    assert stored(client) == before
+
+
+def test_a_fill_in_write_never_repairs_an_item_of_another_owner(client: Any) -> None:
+    # A damaged item (no ttl) of alice: a stale event of mallory must not fill it in.
+    store = JobStore(client, TABLE, TTL_DAYS)
+    write(store, event(Status.PROCESSING, at(2)))
+    client.update_item(
+        TableName=TABLE,
+        Key={"jobId": {"S": "job-1"}},
+        UpdateExpression="REMOVE #t",
+        ExpressionAttributeNames={"#t": "ttl"},
+    )
+    before = stored(client)
+    stale = event(Status.QUEUED, at(1), request={"model": "m", "input": {"p": 1}}).model_copy(
+        update={"user_id": "mallory"}
+    )
+    assert write(store, stale).outcome is Outcome.CONFLICT
+    assert stored(client) == before
+
+
+def test_request_is_filled_in_by_a_stale_event_and_never_changed(client: Any) -> None:
+    store = JobStore(client, TABLE, TTL_DAYS)
+    write(store, event(Status.PROCESSING, at(2)))
+    first = event(Status.QUEUED, at(1), request={"model": "fal-ai/a", "input": {"prompt": "cat"}})
+    assert write(store, first) == WriteResult(Outcome.FILLED, 2)
+    later = event(Status.COMPLETED, at(3), request={"model": "fal-ai/b", "input": {"prompt": "dog"}})
+    assert write(store, later).outcome is Outcome.APPLIED
+    assert stored(client)["request"] == {"model": "fal-ai/a", "input": {"prompt": "cat"}}
+    assert stored(client)["status"] == "COMPLETED"
 
 
 # --- rare error codes, with botocore's Stubber -------------------------------------------------
@@ -159,9 +219,9 @@ def condition_failed(stubber: Stubber, item: dict[str, Any] | None) -> None:
     )
 
 
-FULL_ITEM = {
+FULL_ITEM = {  # of the same owner as `event()`'s: user-of-job-1, created at CREATED_AT
     "jobId": {"S": "job-1"},
-    "userId": {"S": "u"},
+    "userId": {"S": "user-of-job-1"},
     "createdAt": {"S": "2026-11-22T07:00:00.000Z"},
     "ttl": {"N": "1"},
     "version": {"S": "9"},
@@ -176,31 +236,81 @@ def test_condition_failed_on_a_whole_item_is_stale_without_a_second_write(
     assert write(store, event()) == WriteResult(Outcome.STALE, 1)
 
 
-@pytest.mark.parametrize(
-    ("second", "expected"),
-    [
-        (None, WriteResult(Outcome.FILLED, 2)),
-        ("ConditionalCheckFailedException", WriteResult(Outcome.STALE, 2)),
-    ],
-)
-def test_second_write_outcomes(
-    stubbed: tuple[JobStore, Stubber], second: str | None, expected: WriteResult
+FILL_IN_TTL = {
+    "TableName": TABLE,
+    "Key": {"jobId": {"S": "job-1"}},
+    "UpdateExpression": "SET #ttl = if_not_exists(#ttl, :ttl)",
+    "ConditionExpression": FILL_IN_CONDITION,
+    "ExpressionAttributeNames": {
+        "#jobId": "jobId",
+        "#userId": "userId",
+        "#createdAt": "createdAt",
+        "#ttl": "ttl",
+    },
+    "ExpressionAttributeValues": {
+        ":userId": {"S": "user-of-job-1"},
+        ":createdAt": {"S": "2026-11-22T07:00:00.000Z"},
+        ":ttl": ANY,
+    },
+    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+}
+
+
+def test_a_missing_fill_in_is_written_by_a_second_write_conditioned_on_the_owner(
+    stubbed: tuple[JobStore, Stubber],
 ) -> None:
     store, stubber = stubbed
     condition_failed(stubber, {k: v for k, v in FULL_ITEM.items() if k != "ttl"})
-    fill_in = {
-        "TableName": TABLE,
-        "Key": {"jobId": {"S": "job-1"}},
-        "UpdateExpression": "SET #ttl = if_not_exists(#ttl, :ttl)",
-        "ConditionExpression": "attribute_exists(#jobId)",
-        "ExpressionAttributeNames": {"#jobId": "jobId", "#ttl": "ttl"},
-        "ExpressionAttributeValues": {":ttl": ANY},
-    }
-    if second is None:
-        stubber.add_response("update_item", {}, fill_in)
-    else:
-        stubber.add_client_error("update_item", service_error_code=second, expected_params=fill_in)
-    assert write(store, event()) == expected
+    stubber.add_response("update_item", {}, FILL_IN_TTL)
+    assert write(store, event()) == WriteResult(Outcome.FILLED, 2)
+
+
+def test_an_item_gone_before_the_second_write_is_stale_after_a_read(
+    stubbed: tuple[JobStore, Stubber],
+) -> None:
+    store, stubber = stubbed
+    condition_failed(stubber, {k: v for k, v in FULL_ITEM.items() if k != "ttl"})
+    stubber.add_client_error(
+        "update_item", service_error_code="ConditionalCheckFailedException", expected_params=FILL_IN_TTL
+    )
+    stubber.add_response("get_item", {})  # no Item: it vanished (TTL or a wipe)
+    assert write(store, event()) == WriteResult(Outcome.STALE, 3)
+
+
+def test_another_owner_in_the_returned_item_is_a_conflict_in_one_request(
+    stubbed: tuple[JobStore, Stubber],
+) -> None:
+    store, stubber = stubbed
+    condition_failed(stubber, {**FULL_ITEM, "userId": {"S": "alice"}})
+    assert write(store, event()) == WriteResult(Outcome.CONFLICT, 1, "alice", "2026-11-22T07:00:00.000Z")
+
+
+def test_another_created_at_in_the_returned_item_is_a_conflict(stubbed: tuple[JobStore, Stubber]) -> None:
+    store, stubber = stubbed
+    condition_failed(stubber, {**FULL_ITEM, "createdAt": {"S": "2026-11-21T07:00:00.000Z"}})
+    assert write(store, event()) == WriteResult(
+        Outcome.CONFLICT, 1, "user-of-job-1", "2026-11-21T07:00:00.000Z"
+    )
+
+
+def test_without_a_returned_item_a_conflict_is_told_by_a_read(stubbed: tuple[JobStore, Stubber]) -> None:
+    # dynalite ignores ReturnValuesOnConditionCheckFailure: the fill-in write fails on the
+    # owner condition too, and a read says whose the item is.
+    store, stubber = stubbed
+    condition_failed(stubber, None)
+    stubber.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
+    stubber.add_response(
+        "get_item",
+        {"Item": {"userId": {"S": "alice"}, "createdAt": {"S": "2026-11-22T07:00:00.000Z"}}},
+        {
+            "TableName": TABLE,
+            "Key": {"jobId": {"S": "job-1"}},
+            "ProjectionExpression": "#userId, #createdAt",
+            "ExpressionAttributeNames": {"#userId": "userId", "#createdAt": "createdAt"},
+            "ConsistentRead": True,
+        },
+    )
+    assert write(store, event()) == WriteResult(Outcome.CONFLICT, 3, "alice", "2026-11-22T07:00:00.000Z")
 
 
 @pytest.mark.parametrize(

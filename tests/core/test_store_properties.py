@@ -1,9 +1,10 @@
-"""hypothesis properties of the projection on DynamoDB Local: the engine agrees with the pure fold.
+"""hypothesis properties of the projection on a DynamoDB engine: it agrees with the pure fold.
 
 The same histories as the fold's properties (`test_fold_properties.deliveries`), delivered in
 random batches through `coalesce` and `JobStore` (one conditional UpdateItem per job per
-batch) into a real DynamoDB Local table: whatever the batching, order and duplicates, the stored
-items equal `project(...)`, and replaying any part of the history again changes nothing.
+batch) into a real engine's table: whatever the batching, order and duplicates, the stored
+items equal `project(...)`, and replaying any part of the history again changes nothing. With
+events of foreign owners mixed in, no item ever holds one of their fields and each is reported.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from hypothesis import strategies as st
 from jobstatus.codec import from_item
 from jobstatus.events import JobStatusChanged
 from projector.fold import coalesce, project
+from projector.handler import ProjectorDeps, process
 from projector.store import JobStore
-from tests.core.test_fold_properties import NOW, TTL_DAYS, deliveries
+from tests.core.sqs import record
+from tests.core.test_fold_properties import NOW, TTL_DAYS, contested, deliveries, owner, reference_items
 
 pytestmark = [pytest.mark.property, pytest.mark.integration]
 
@@ -82,3 +85,33 @@ def test_replaying_any_part_again_changes_nothing(ddb, jobs_table, history, seed
     replay = rnd.sample(events, rnd.randint(1, len(events)))
     write_in_batches(store, replay, rnd)
     assert stored(ddb, jobs_table, job_ids) == before
+
+
+@ON_DYNAMODB
+@given(contested(), st.integers(0, 2**32 - 1))
+def test_no_batching_lets_another_owner_into_an_item_and_every_conflict_is_reported(
+    ddb, jobs_table, history, seed
+) -> None:
+    # Given histories where some of job-0's events claim another userId or createdAt
+    events, delivered = own_jobs(*history)
+    deps = ProjectorDeps(store=JobStore(ddb, jobs_table, TTL_DAYS), ttl_days=TTL_DAYS, clock=lambda: NOW)
+    rnd = random.Random(seed)
+    # When they go through ProjectorFn's processing in random batches
+    failed: list[int] = []
+    start = 0
+    while start < len(delivered):
+        size = rnd.randint(1, 10)
+        records = [record(delivered[i], f"m{i}") for i in range(start, min(start + size, len(delivered)))]
+        failed += [int(m[1:]) for m in process(records, deps).failures]
+        start += size
+    # Then each item is the fold of its owner's events alone, and exactly the others failed
+    items = stored(ddb, jobs_table, {e.job_id for e in events})
+    for job_id, item in items.items():
+        own = [e for e in events if e.job_id == job_id and owner(e) == (item["userId"], item["createdAt"])]
+        assert item == reference_items(own)[job_id]
+    foreign = [
+        i
+        for i, e in enumerate(delivered)
+        if owner(e) != (items[e.job_id]["userId"], items[e.job_id]["createdAt"])
+    ]
+    assert sorted(failed) == foreign

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
+from moto import mock_aws
 
+from jobstatus.codec import from_item
 from jobstatus.events import JobStatusChanged
 from local.template import Template
 from projector.fold import JobBatch
@@ -29,7 +32,8 @@ from projector.rebuild import (
     replay_window,
     watch,
 )
-from projector.store import InvalidForStore, Outcome, WriteResult
+from projector.store import InvalidForStore, JobStore, Outcome, WriteResult
+from tests.conftest import create_jobs_table
 
 from .helpers import ScriptedReplays, envelope, history
 
@@ -414,3 +418,51 @@ def test_a_file_that_ends_on_a_batch_boundary_or_is_empty():
     empty = apply_events([], FakeStore(), batch_size=2, ttl_days=30, now=0, on_progress=progress.append)
     assert (empty.batches, empty.events, empty.ok) == (0, 0, True)
     assert progress == [2, 4]
+
+
+def test_a_file_holding_another_owners_events_reports_them_and_applies_the_rest(template):
+    # Given a file where mallory's events claim alice's job, before and after alice's own
+    created = "2026-11-22T07:00:00.000Z"
+
+    def of(user, status, second, **fields):
+        return JobStatusChanged(
+            event_id=f"00000000-0000-4000-8000-00000000000{second}",
+            job_id="job-1",
+            user_id=user,
+            status=status,
+            occurred_at=f"2026-11-22T07:00:0{second}.000Z",
+            created_at=created,
+            **fields,
+        )
+
+    events = [
+        of("alice", "QUEUED", 1),
+        of("mallory", "PROCESSING", 2, progress=50),
+        of("alice", "PROCESSING", 3),
+        of("mallory", "COMPLETED", 4, output_url="https://evil.example.com/v.mp4"),
+    ]
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        create_jobs_table(ddb, template, "Jobs-rebuild")
+        store = JobStore(ddb, "Jobs-rebuild", 30)
+        # When the file is applied in batches of 2 and then of 4 (a second run changes nothing)
+        summary = apply_events(lines_of(events), store, batch_size=2, ttl_days=30, now=NOW.timestamp())
+        again = apply_events(lines_of(events), store, batch_size=4, ttl_days=30, now=NOW.timestamp())
+        item = from_item(ddb.get_item(TableName="Jobs-rebuild", Key={"jobId": {"S": "job-1"}})["Item"])
+    # Then mallory's lines are reported as conflicts and the item is alice's alone
+    assert [p.line for p in summary.conflicting] == [2, 4]
+    assert [p.line for p in again.conflicting] == [2, 4]
+    assert "belongs to userId 'alice'" in summary.conflicting[0].reason
+    assert "the event says userId 'mallory'" in summary.conflicting[0].reason
+    assert not summary.ok
+    assert item == {
+        "jobId": "job-1",
+        "userId": "alice",
+        "createdAt": created,
+        "ttl": 1795330800 + 30 * 86_400,
+        "status": "PROCESSING",
+        "updatedAt": "2026-11-22T07:00:03.000Z",
+        "version": "0001#2#2026-11-22T07:00:03.000Z#00000000-0000-4000-8000-000000000003",
+        "lastEventId": "00000000-0000-4000-8000-000000000003",
+        "attempt": 1,
+    }

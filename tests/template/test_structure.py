@@ -223,6 +223,20 @@ def test_service_metric_alarms(raw):
     assert latency["ComparisonOperator"] == "GreaterThanThreshold"
 
 
+def test_conflicting_events_alarm_on_the_projectors_metric(raw):
+    alarm = _alarms(raw)["ProjectorEventsConflictingAlarm"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (
+        "JobStatus",
+        "EventsConflicting",
+        [{"Name": "service", "Value": "jobstatus"}],
+    )
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+    )
+
+
 def test_api_5xx_rate_alarm_is_metric_math_over_the_stage(raw):
     alarm = _alarms(raw)["Api5xxRateAlarm"]
     metrics = {m["Id"]: m for m in alarm["Metrics"]}
