@@ -53,7 +53,7 @@ def fill_in_fields(event: JobStatusChanged, ttl_days: int) -> Item:
         "ttl": ttl_of(event.created_at, ttl_days),
     }
     if event.request is not None:
-        fields["request"] = event.request.model_dump(mode="json")
+        fields["request"] = event.request.model_dump(mode="json", exclude_none=True)
     return fields
 
 

@@ -242,7 +242,7 @@ def fill_in(item: Item | None, event: JobStatusChanged) -> Item | None:
     """`item` with the event's request when it has none yet (the contract's fill-in rule)."""
     if item is None or event.request is None or "request" in item:
         return item
-    return {**item, "request": event.request.model_dump(mode="json")}
+    return {**item, "request": event.to_detail()["request"]}
 
 
 # --- owners that disagree (DESIGN §3 "A job's owner never changes") ------------------------------
