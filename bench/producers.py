@@ -1,7 +1,7 @@
 """What status publishing adds to a job: StatusPublisher on a moto bus vs direct UpdateItem on DynamoDB Local.
 
 Each job runs QUEUED → (simulated Fal submit) → PROCESSING → (simulated Fal wait) → COMPLETED
-in a handler wrapped as FalInvokerFn's is (`producers.afterresponse`), which defers the flush
+in a handler wrapped as FalInvokerFn's is (`producers.publishing.afterresponse`), which defers the flush
 and the deletion of its InvokerQueue record until after its response. The figure per job is the
 wall time publishing adds to the job's path: the three emits and the handler's return (the Fal
 sleeps are not counted). The post-response settle (flush, hand-over of what is left to the
@@ -190,7 +190,7 @@ def run_publisher(
 ) -> tuple[Outcome, list[float]]:
     """Run `jobs` jobs through one StatusPublisher (one Lambda environment), one after another.
 
-    Each job is FalInvokerFn's shape: a handler wrapped by `producers.afterresponse` takes its
+    Each job is FalInvokerFn's shape: a handler wrapped by `producers.publishing.afterresponse` takes its
     InvokerQueue record, emits QUEUED, PROCESSING and COMPLETED around the simulated Fal, defers
     `fal_invoker.settle` (flush, then delete the record) and returns. On the job's path: the
     emits and the handler's return. After the response (held, then run, as the Lambda
@@ -200,9 +200,12 @@ def run_publisher(
     and one synchronous PutEvents of one entry is timed on `floor_client`.
     """
     from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
-    from producers.afterresponse import AfterResponse
-    from producers.fal_invoker import FinishedRecord, FinishedRecords, settle
-    from producers.publisher import FlushReport, JobRef, SqsOutbox, StatusPublisher
+    from producers.invoker.handler import FinishedRecord, FinishedRecords, settle
+    from producers.publishing.afterresponse import AfterResponse
+    from producers.publishing.delivery import FlushReport
+    from producers.publishing.entries import JobRef
+    from producers.publishing.outbox import SqsOutbox
+    from producers.publishing.publisher import StatusPublisher
 
     publisher = StatusPublisher(
         events_client, SqsOutbox(sqs, queues["outbox"]), bus_name=BUS, source=SOURCE_FAL_INVOKER
@@ -361,7 +364,7 @@ def put_once_ms(client: Any) -> float:
     rule targets inside PutEvents (AWS does it after answering), and the floor must pay that too.
     """
     from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
-    from producers.publisher import JobRef, build_status_entry
+    from producers.publishing.entries import JobRef, build_status_entry
 
     job = JobRef(f"bench-floor-{uuid.uuid4()}", "bench-user", utc_now())
     entry = build_status_entry(

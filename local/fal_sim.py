@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from producers.fal import FalError, FalState, FalStatus, error_for_status
+from producers.invoker.fal import FalError, FalState, FalStatus, error_for_status
 
 if TYPE_CHECKING:
-    from producers.fal_invoker import Invoker
+    from producers.invoker.handler import Invoker
 
 QUEUED_SHARE: Final = 0.2  # the part of a request's time spent IN_QUEUE
 UNKNOWN_REQUEST: Final = 404
@@ -128,7 +128,7 @@ def install_simulated_fal(latency: float, failure_rate: float) -> tuple[str, Cal
     same settings and AWS clients) on the simulated gateway, so the handler and its decorators
     run unchanged.
     """
-    import producers.fal_invoker as invoker
+    import producers.invoker.handler as invoker
     from producers.settings import ProducerSettings
 
     fal = SimulatedFal(latency, failure_rate)

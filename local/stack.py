@@ -30,7 +30,7 @@ from local.poller import SqsPoller
 from local.resources import StackResources, provision
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
 from local.template import TEMPLATE_PATH, Template
-from producers.afterresponse import after_response
+from producers.publishing.afterresponse import after_response
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -116,7 +116,7 @@ class FunctionRunner:
         As Lambda does, an invocation still running at its timeout is a failure
         (`FunctionTimeout`): a poller's batch comes back after its visibility timeout, the API
         answers 504. Python cannot stop the thread, so it finishes in the background. What the
-        handler deferred until after its response (`producers.afterresponse`) runs on the same
+        handler deferred until after its response (`producers.publishing.afterresponse`) runs on the same
         thread once the response is handed back, as a Lambda extension runs it.
         """
         spec = self.specs[logical_id]

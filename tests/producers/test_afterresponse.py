@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from producers.afterresponse import AfterResponse, ExtensionsApi, ExtensionsApiError
+from producers.publishing.afterresponse import AfterResponse, ExtensionsApi, ExtensionsApiError
 from tests.producers.fakes import lambda_context, serve_http
 
 pytestmark = pytest.mark.unit

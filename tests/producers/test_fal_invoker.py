@@ -18,10 +18,10 @@ from moto import mock_aws
 
 from jobstatus.events import JobStatusChanged
 from jobstatus.storable import unstorable_reason
-from producers.afterresponse import AfterResponse
-from producers.fal import FalClientGateway
-from producers.fal_invoker import FinishedRecord, FinishedRecords, fal_key, handle, make_runner
-from producers.jobrun import JobRunner, job_id_for, trim_result
+from producers.invoker.fal import FalClientGateway
+from producers.invoker.handler import FinishedRecord, FinishedRecords, fal_key, handle, make_runner
+from producers.invoker.runner import JobRunner, job_id_for, trim_result
+from producers.publishing.afterresponse import AfterResponse
 from producers.settings import ProducerSettings
 from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context, throttled
 from tests.producers.test_integration import create_idempotency_table

@@ -17,10 +17,12 @@ from botocore.config import Config
 
 from jobstatus.events import SOURCE_SUBMIT
 from jobstatus.settings import Settings
-from producers import fal_invoker, submit
-from producers.fal import FalClientGateway
-from producers.publisher import SqsOutbox, StatusPublisher
+from producers.invoker import handler as fal_invoker
+from producers.invoker.fal import FalClientGateway
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import StatusPublisher
 from producers.settings import ProducerSettings
+from producers.submit import handler as submit
 from projector import handler as projector
 from projector.store import JobStore
 from tests.producers.fakes import lambda_context

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from producers import submit
-from producers.jobkeys import JobKeys
-from producers.publisher import StatusPublisher
-from producers.putevents import Backoff
+from producers.publishing.publisher import StatusPublisher
+from producers.publishing.putevents import Backoff
 from producers.settings import ProducerSettings
-from producers.submit import SubmitDeps, handle, make_handler
+from producers.submit import handler as submit
+from producers.submit.handler import SubmitDeps, handle, make_handler
+from producers.submit.keys import JobKeys
 from tests.producers.fakes import FakeEvents, FakeMetrics, FakeOutbox, lambda_context, throttled
 
 pytestmark = pytest.mark.unit

@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from jobstatus.events import format_timestamp, parse_timestamp
-from producers.jobkeys import JobKeys, KeyReused, Reservation, payload_hash, reservation_id
-from producers.submit import NotQueued, handle, refusal_for
+from producers.submit.handler import NotQueued, handle, refusal_for
+from producers.submit.keys import JobKeys, KeyReused, Reservation, payload_hash, reservation_id
 from tests.producers.fakes import FakeEvents, FakeOutbox, lambda_context
 from tests.producers.test_submit import GOOD, MODEL, header, make, post
 

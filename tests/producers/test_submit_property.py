@@ -18,11 +18,12 @@ from moto import mock_aws
 
 from jobstatus.events import JobStatusChanged
 from jobstatus.storable import unstorable_reason
-from producers.jobkeys import JobKeys
-from producers.publisher import SqsOutbox, StatusPublisher
-from producers.putevents import Backoff
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import StatusPublisher
+from producers.publishing.putevents import Backoff
 from producers.settings import ProducerSettings
-from producers.submit import Handler, SubmitDeps, handle, make_handler
+from producers.submit.handler import Handler, SubmitDeps, handle, make_handler
+from producers.submit.keys import JobKeys
 from tests.producers.fakes import lambda_context
 from tests.producers.test_submit import MODEL, post
 from tests.producers.test_submit_idempotency import create_table

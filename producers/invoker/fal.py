@@ -6,7 +6,7 @@ Every failure leaves a gateway as a `FalError` saying whether trying again can h
 
 `fal-client` already retries 408, 409, 429, nginx ingress 502/503/504 and transport errors (up
 to 10 attempts, exponential backoff): what reaches us has been retried. A plain 5xx from the
-app is not retried by it; the invoker does that (`producers.jobrun`).
+app is not retried by it; the invoker does that (`producers.invoker.runner`).
 """
 
 from __future__ import annotations

@@ -51,17 +51,11 @@ from jobstatus.events import (
     utc_now,
 )
 from jobstatus.storable import FIELD_LEVEL
-from producers.fal import FalError, FalGateway, FalState, FalStatus
+from producers.invoker.fal import FalError, FalGateway, FalState, FalStatus
 from producers.outside import changes_for_log, fit_for_event, request_field
-from producers.publisher import (
-    FlushReport,
-    InvalidStatusEvent,
-    JobRef,
-    MetricsPort,
-    StatusEntry,
-    StatusPublisher,
-    status_entry_from,
-)
+from producers.publishing.delivery import FlushReport
+from producers.publishing.entries import InvalidStatusEvent, JobRef, StatusEntry, status_entry_from
+from producers.publishing.publisher import MetricsSink, StatusPublisher
 
 logger = Logger(child=True)
 
@@ -237,7 +231,7 @@ class JobRunner:
     publisher: StatusPublisher
     persistence_job: BasePersistenceLayer
     persistence_submit: BasePersistenceLayer
-    metrics: MetricsPort | None = None
+    metrics: MetricsSink | None = None
     config: RunnerConfig = field(default_factory=RunnerConfig)
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep

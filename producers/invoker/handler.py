@@ -4,7 +4,7 @@ The rule `VideoRequestedToInvokerRule` feeds `InvokerQueue` (BatchSize 1, partia
 failures). A record that names no job goes to failure with a log line (and, after
 `maxReceiveCount`, to the DLQ); a job that fails on Fal is a FAILED event, not a failed record.
 
-The status events' flush runs after the response when it can (`producers.afterresponse`: a
+The status events' flush runs after the response when it can (`producers.publishing.afterresponse`: a
 Lambda internal extension), so it adds nothing to the job's wall time. The record of a finished
 job is then still reported in `batchItemFailures`, so the event source mapping keeps it, and
 deleted by that post-response work once every event of the job is on the bus or in the outbox.
@@ -32,10 +32,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import SOURCE_FAL_INVOKER
-from producers.afterresponse import AfterResponse, after_response
-from producers.fal import FalClientGateway, FalGateway, key_from_secret
-from producers.jobrun import BadRecord, JobRunner, RunnerConfig, parse_request
-from producers.publisher import FlushReport, MetricsPort, SqsOutbox, StatusPublisher
+from producers.invoker.fal import FalClientGateway, FalGateway, key_from_secret
+from producers.invoker.runner import BadRecord, JobRunner, RunnerConfig, parse_request
+from producers.publishing.afterresponse import AfterResponse, after_response
+from producers.publishing.delivery import FlushReport
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import MetricsSink, StatusPublisher
 from producers.settings import ProducerSettings
 
 if TYPE_CHECKING:
@@ -100,7 +102,7 @@ def make_runner(
     events: EventBridgeClient,
     sqs: SQSClient,
     dynamodb: DynamoDBClient,
-    metrics_sink: MetricsPort | None = metrics,
+    metrics_sink: MetricsSink | None = metrics,
 ) -> JobRunner:
     """A `JobRunner` wired to the given Fal gateway and AWS clients."""
     publisher = StatusPublisher(

@@ -61,19 +61,14 @@ from jobstatus.events import (
     Status,
     utc_now,
 )
-from producers.jobkeys import JobKeys, KeyReused, Reservation, payload_hash
 from producers.outside import changes_for_log, json_size, request_field
-from producers.publisher import (
-    InvalidStatusEvent,
-    JobRef,
-    MetricsPort,
-    SqsOutbox,
-    StatusEntry,
-    StatusPublisher,
-)
-from producers.putevents import Backoff, Entry, EventsPort, entry_size, put_with_retries
+from producers.publishing.entries import InvalidStatusEvent, JobRef, StatusEntry
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import MetricsSink, StatusPublisher
+from producers.publishing.putevents import Backoff, Entry, EventsPort, entry_size, put_with_retries
 from producers.settings import ProducerSettings
-from producers.strictjson import NotStrictJson, decode_body, loads_strict, media_type_problem
+from producers.submit.keys import JobKeys, KeyReused, Reservation, payload_hash
+from producers.submit.strictjson import NotStrictJson, decode_body, loads_strict, media_type_problem
 
 logger = Logger()
 metrics = Metrics()
@@ -110,7 +105,7 @@ class SubmitDeps:
     # The Idempotency-Key store; without one, a request carrying a key is refused (500), never
     # silently treated as a new job.
     keys: JobKeys | None = None
-    metrics: MetricsPort | None = None
+    metrics: MetricsSink | None = None
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], str] = utc_now
     backoff: Backoff = field(default_factory=lambda: Backoff(base_seconds=0.05, cap_seconds=0.2))
