@@ -38,11 +38,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 
+from jobstatus.errors import validation_errors, validation_summary
 from jobstatus.events import (
-    JOB_ID_PATTERN,
     MAX_RESULT_BYTES,
     REQUEST_DETAIL_TYPE,
     Status,
@@ -50,6 +49,7 @@ from jobstatus.events import (
     parse_timestamp,
     utc_now,
 )
+from jobstatus.requests import NAMING_FIELDS, VideoGenerationRequested
 from jobstatus.storable import FIELD_LEVEL
 from producers.invoker.fal import FalError, FalGateway, FalState, FalStatus
 from producers.outside import changes_for_log, fit_for_event, request_field
@@ -79,18 +79,6 @@ class DeadlineReached(Exception):
     """The wait on Fal ran into the function's deadline."""
 
 
-class VideoRequest(BaseModel):
-    """The `detail` of `VideoGenerationRequested` (DESIGN §2), as far as a job can be named."""
-
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_alias=True, extra="ignore", frozen=True)
-
-    job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN)
-    user_id: str = Field(min_length=1, max_length=256)
-    created_at: str | None = None
-    model: Any = None  # checked by `input_problem`, so a bad one is a FAILED job, not a bad record
-    input: Any = None
-
-
 @dataclass(frozen=True, slots=True)
 class Job:
     """A request made concrete: who, which job, and what to run."""
@@ -99,6 +87,7 @@ class Job:
     model: Any
     arguments: Any
     request: dict[str, Any] | None = None  # the events' `request` ({model, input}, made storable)
+    problem: str | None = None  # why the contract refuses its model or input: it fails, never runs
 
     @property
     def key(self) -> dict[str, str]:
@@ -114,21 +103,34 @@ def job_id_for(envelope_id: str) -> str:
 
 
 def parse_request(event: Mapping[str, Any], now: Callable[[], str] = utc_now) -> Job:
-    """The job an EventBridge `VideoGenerationRequested` event asks for; `BadRecord` if none."""
+    """The job an EventBridge `VideoGenerationRequested` event asks for; `BadRecord` if none.
+
+    A detail the contract refuses only in `model`, `input` or an unknown key still names its
+    job: that job fails (`INVALID_INPUT`) instead of running.
+    """
     if event.get("detail-type") != REQUEST_DETAIL_TYPE:
         raise BadRecord(f"detail-type is {event.get('detail-type')!r}, not {REQUEST_DETAIL_TYPE}")
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise BadRecord("the event has no detail object")
+    problem: str | None = None
+    model: Any
+    arguments: Any
     try:
-        request = VideoRequest.model_validate(detail)
+        request = VideoGenerationRequested.model_validate(detail)
+        job_id, user_id, created_at = request.job_id, request.user_id, request.created_at
+        model, arguments = request.model, request.input
     except ValidationError as error:
-        raise BadRecord(f"the detail names no valid job: {error}") from error
+        naming = [name for name, _ in validation_errors(error) if name.split(".")[0] in NAMING_FIELDS]
+        if naming or "userId" not in detail:
+            raise BadRecord(f"the detail names no valid job: {error}") from error
+        job_id, user_id, created_at = detail.get("jobId"), detail["userId"], detail.get("createdAt")
+        model, arguments = detail.get("model"), detail.get("input")
+        problem = validation_summary(error)
     envelope_id = str(event.get("id") or "")
-    if request.job_id is None and not envelope_id:
+    if job_id is None and not envelope_id:
         raise BadRecord("the request has neither a jobId nor an event id to derive one from")
-    job_id = request.job_id or job_id_for(envelope_id)
-    created_at = request.created_at
+    job_id = job_id or job_id_for(envelope_id)
     if created_at is not None:
         try:
             created_at = format_timestamp(parse_timestamp(created_at))
@@ -136,10 +138,11 @@ def parse_request(event: Mapping[str, Any], now: Callable[[], str] = utc_now) ->
             logger.warning("createdAt unreadable; using the invoker's clock", extra={"jobId": job_id})
             created_at = None
     return Job(
-        JobRef(job_id, request.user_id, created_at or now()),
-        request.model,
-        request.input,
-        request_of(job_id, request.model, request.input),
+        JobRef(job_id, user_id, created_at or now()),
+        model,
+        arguments,
+        request_of(job_id, model, arguments),
+        problem,
     )
 
 
@@ -156,15 +159,6 @@ def request_of(job_id: str, model: Any, arguments: Any) -> dict[str, Any] | None
             "the job's events carry no request field", extra={"jobId": job_id, "reason": made.problem}
         )
     return made.value
-
-
-def input_problem(job: Job) -> str | None:
-    """Why the job's model or input cannot go to Fal, or None."""
-    if not isinstance(job.model, str) or not job.model.strip():
-        return "model must be a non-empty string (a Fal application id)"
-    if not isinstance(job.arguments, dict):
-        return "input must be a JSON object (the Fal arguments)"
-    return None
 
 
 def output_url_of(result: Mapping[str, Any]) -> str | None:
@@ -314,9 +308,8 @@ class JobRunner:
     def _run_job(self, job: Job, key: dict[str, str], deadline: float) -> dict[str, Any]:
         ref = job.ref
         self._emit(job, Status.QUEUED)
-        problem = input_problem(job)
-        if problem is not None:
-            return self._fail(job, FalError(INVALID_INPUT, problem, retryable=False))
+        if job.problem is not None:
+            return self._fail(job, FalError(INVALID_INPUT, job.problem, retryable=False))
         model: str = job.model
         try:
             submitted = self._submit_once(key=key, job=job, deadline=deadline)

@@ -53,6 +53,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from jobstatus.errors import validation_errors
 from jobstatus.events import (
     EVENTBRIDGE_MAX_ENTRY_BYTES,
     MAX_INPUT_BYTES,
@@ -61,6 +62,7 @@ from jobstatus.events import (
     Status,
     utc_now,
 )
+from jobstatus.requests import VideoGenerationRequested
 from producers.outside import changes_for_log, json_size, request_field
 from producers.publishing.entries import InvalidStatusEvent, JobRef, StatusEntry
 from producers.publishing.outbox import SqsOutbox
@@ -154,10 +156,7 @@ def error_response(
 
 def field_errors(error: ValidationError) -> list[dict[str, str]]:
     """pydantic's errors as `[{"field": "input.prompt", "message": ...}]`."""
-    return [
-        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
-        for item in error.errors(include_url=False, include_input=False)
-    ]
+    return [{"field": name, "message": message} for name, message in validation_errors(error, root="body")]
 
 
 def parse_body(text: str) -> SubmitJobRequest | Response[str]:
@@ -232,18 +231,13 @@ def build_outgoing(deps: SubmitDeps, job: JobRef, submission: Submission) -> Out
     requested: Entry = {
         "Source": SOURCE_SUBMIT,
         "DetailType": REQUEST_DETAIL_TYPE,
-        "Detail": json.dumps(
-            {
-                "jobId": job.job_id,
-                "userId": job.user_id,
-                "createdAt": job.created_at,
-                "model": request.model,
-                "input": request.input,
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,  # never anything but JSON on the bus (the parse refused non-finite numbers)
-        ),
+        "Detail": VideoGenerationRequested(
+            job_id=job.job_id,
+            user_id=job.user_id,
+            created_at=job.created_at,
+            model=request.model,
+            input=request.input,
+        ).detail_json(),
         "EventBusName": deps.settings.event_bus_name,
     }
     if entry_size(requested) > EVENTBRIDGE_MAX_ENTRY_BYTES:

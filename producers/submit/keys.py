@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
+from jobstatus.errors import client_error_code
 from jobstatus.events import parse_timestamp
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class JobKeys:
                 )
                 return wanted
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if client_error_code(error) != "ConditionalCheckFailedException":
                     raise
                 old: Any = error.response
                 item = old.get("Item") or self._get(key)

@@ -250,13 +250,20 @@ def test_the_cursor_key_is_read_from_its_secret_once_per_container(monkeypatch):
 
 
 # Costly packages GetJobFn's cold start does without (bench/api.py prints what each would add).
+# Of `jobstatus`, only its pure modules (`errors`, `commalist`, `http`) are on the path.
 KEPT_OUT = (
     "pydantic",
     "pydantic_settings",
     "boto3",
     "s3transfer",
     "aws_xray_sdk",
-    "jobstatus",
+    "jobstatus.cli",
+    "jobstatus.codec",
+    "jobstatus.events",
+    "jobstatus.requests",
+    "jobstatus.schema",
+    "jobstatus.settings",
+    "jobstatus.storable",
     "api.openapi",
 )
 COLD_START = f"""
