@@ -214,7 +214,8 @@ def test_the_cursor_key_is_read_from_its_secret_once_per_container(monkeypatch):
     # Given a secret in (moto's) Secrets Manager and its ARN in the environment
     from moto import mock_aws
 
-    from api.core import ApiError, Caller, CursorCodec
+    from api.core import ApiError, CursorCodec
+    from jobstatus.http import Caller
 
     with mock_aws():
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
