@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import json
+import math
 import random
 import threading
 import time
@@ -42,7 +42,6 @@ from pydantic import ValidationError
 
 from jobstatus.errors import validation_errors, validation_summary
 from jobstatus.events import (
-    MAX_RESULT_BYTES,
     REQUEST_DETAIL_TYPE,
     Status,
     format_timestamp,
@@ -51,11 +50,12 @@ from jobstatus.events import (
 )
 from jobstatus.requests import NAMING_FIELDS, VideoGenerationRequested
 from jobstatus.storable import FIELD_LEVEL
-from producers.invoker.fal import FalError, FalGateway, FalState, FalStatus
+from producers.invoker.fal import FalError, FalGateway, FalState, FalStatus, output_url_of, trim_result
 from producers.outside import changes_for_log, fit_for_event, request_field
 from producers.publishing.delivery import FlushReport
 from producers.publishing.entries import InvalidStatusEvent, JobRef, StatusEntry, status_entry_from
 from producers.publishing.publisher import MetricsSink, StatusPublisher
+from producers.publishing.putevents import Backoff
 
 logger = Logger(child=True)
 
@@ -65,8 +65,6 @@ FAL_RESULT_INVALID: Final = "FAL_RESULT_INVALID"
 DEADLINE_EXCEEDED: Final = "DEADLINE_EXCEEDED"
 JOB_KEY_PREFIX: Final = "fal-invoker.job"
 SUBMIT_KEY_PREFIX: Final = "fal-invoker.submit"
-# Room left in `result` for the request id and the list of dropped keys.
-RESULT_RESERVE_BYTES: Final = 1024
 
 T = TypeVar("T")
 
@@ -161,49 +159,6 @@ def request_of(job_id: str, model: Any, arguments: Any) -> dict[str, Any] | None
     return made.value
 
 
-def output_url_of(result: Mapping[str, Any]) -> str | None:
-    """The video URL in a Fal result (`video.url`, else the first of `videos`)."""
-    video = result.get("video")
-    if isinstance(video, dict) and isinstance(video.get("url"), str):
-        return str(video["url"])
-    videos = result.get("videos")
-    if (
-        isinstance(videos, list)
-        and videos
-        and isinstance(videos[0], dict)
-        and isinstance(videos[0].get("url"), str)
-    ):
-        return str(videos[0]["url"])
-    return None
-
-
-def _json_size(value: Any) -> int | None:
-    try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
-    except (TypeError, ValueError):
-        return None
-
-
-def trim_result(result: Mapping[str, Any], request_id: str, limit: int = MAX_RESULT_BYTES) -> dict[str, Any]:
-    """The Fal result as event metadata within `limit` bytes: smallest fields first, the rest named."""
-    trimmed: dict[str, Any] = {"falRequestId": request_id}
-    budget = limit - RESULT_RESERVE_BYTES - (_json_size(trimmed) or 0)
-    dropped: list[str] = []
-    sized = [(key, _json_size({key: value})) for key, value in result.items() if key != "falRequestId"]
-    for key, size in sorted(sized, key=lambda pair: (pair[1] is None, pair[1] or 0, pair[0])):
-        if size is not None and size + 1 <= budget:
-            trimmed[key] = result[key]
-            budget -= size + 1
-        else:
-            dropped.append(key)
-    if dropped:
-        names = sorted(dropped)
-        while names and (_json_size(names) or 0) > RESULT_RESERVE_BYTES - 64:
-            names.pop()
-        trimmed["droppedKeys"] = names
-    return trimmed
-
-
 @dataclass
 class RunnerConfig:
     """The invoker's tunables (from `ProducerSettings`)."""
@@ -232,6 +187,8 @@ class JobRunner:
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
+        # Fal's own retries: exponential with full jitter and no cap (the deadline bounds them).
+        self._backoff = Backoff(base_seconds=self.config.retry_base_seconds, cap_seconds=math.inf)
         expiry = self.config.idempotency_expiry_seconds
         self._job_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
         self._submit_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
@@ -385,8 +342,7 @@ class JobRunner:
             except concurrent.futures.TimeoutError as error:
                 raise DeadlineReached from error
             except FalError as error:
-                ceiling = self.config.retry_base_seconds * 2 ** (attempt - 1)
-                pause = self.rng.uniform(0, ceiling)
+                pause = self._backoff.delay(attempt, self.rng)
                 if (
                     not error.retryable
                     or attempt >= self.config.max_attempts
