@@ -1,17 +1,9 @@
 """GetJobFn: `GET /v1/jobs/{id}` and `GET /v1/jobs` for the frontend (DESIGN §4).
 
-API Gateway REST proxy events behind the Cognito authorizer, routed by Powertools'
-`APIGatewayRestResolver`. Thin: read the claims and parameters, apply `api.core`, read through
-`api.store.JobReader`. Every answer that is not a success carries `{"error": {"code", "message"}}`.
-
-Cold start is a budget (bench/api.py measures it against `import boto3; boto3.client("dynamodb")`
-and prints what each left-out import would add): no Tracer (X-Ray SDK) and no request-validation
-middleware (parameters are checked by `api.core`; `api.openapi` builds the document from the same
-definitions and is not imported here); settings without pydantic (`api.settings`); botocore's
-DynamoDB client without boto3, and items read without `jobstatus.codec` (`api.store`).
-`tests/api/test_store_settings.py` fails when any of them comes back on this path.
-The HTTP edge (error body, caller, headers, CORS with `Vary: Origin`) is `jobstatus.http`,
-shared with SubmitJobFn.
+Thin: claims and parameters in, `api.core` rules, `api.store.JobReader` reads; the HTTP edge is
+`jobstatus.http`, shared with SubmitJobFn. Cold start is a budget (bench/api.py): no Tracer, no
+request validation, no pydantic, botocore's client without boto3;
+`tests/api/test_store_settings.py` fails when one of them comes back on this path.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobstatus.events import SOURCE_FAL_INVOKER
 from producers.invoker.fal import FalClientGateway, FalGateway, key_from_secret
 from producers.invoker.records import FinishedRecord, FinishedRecords, settle
-from producers.invoker.runner import BadRecord, JobRunner, RunnerConfig, parse_request
+from producers.invoker.request import BadRecord, parse_request
+from producers.invoker.runner import JobRunner, RunnerConfig
 from producers.publishing.afterresponse import AfterResponse, after_response
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import MetricsSink, StatusPublisher

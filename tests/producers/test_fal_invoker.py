@@ -22,7 +22,8 @@ from local.functions import held_after_response
 from producers.invoker.fal import FalClientGateway, trim_result
 from producers.invoker.handler import fal_key, handle, make_runner
 from producers.invoker.records import FinishedRecord, FinishedRecords
-from producers.invoker.runner import JobRunner, job_id_for
+from producers.invoker.request import job_id_for
+from producers.invoker.runner import JobRunner
 from producers.publishing.afterresponse import AfterResponse
 from producers.settings import ProducerSettings
 from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context, throttled

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from jobstatus.commalist import comma_list, split_comma_list
 from jobstatus.errors import client_error_code, client_error_message, validation_errors, validation_summary
 from jobstatus.requests import VideoGenerationRequested
-from producers.invoker.runner import BadRecord, parse_request
+from producers.invoker.request import BadRecord, parse_request
 
 pytestmark = pytest.mark.unit
 
