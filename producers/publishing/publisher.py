@@ -24,7 +24,8 @@ from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.delivery import Counters, DeliveryState, FlushReport, Pending, log_undelivered
 from producers.publishing.entries import JobRef, StatusEntry, build_status_entry
 from producers.publishing.outbox import OutboxPort
-from producers.publishing.putevents import Backoff, EventsPort, chunks, put_call
+from producers.publishing.putevents import Backoff, EventsPort
+from producers.publishing.senders import Senders
 
 logger = Logger(child=True)
 
@@ -59,22 +60,27 @@ class StatusPublisher:
         outbox_reserve_cap_seconds: float = 0.03,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._events = events
         self._outbox = outbox
         self.bus_name = bus_name
         self.source = source
         self._metrics = metrics
-        self._backoff = backoff or Backoff()
-        self._max_attempts = max_attempts
-        self._rng = rng or random.Random()  # jitter, not security
-        self._senders = max(1, senders)
         self._clock = clock
         self.breaker = breaker or CircuitBreaker(clock=clock)
         self._reserve_cap = outbox_reserve_cap_seconds
         self._state = DeliveryState(outbox_seconds=min(outbox_reserve_seconds, outbox_reserve_cap_seconds))
         self._cond = threading.Condition()
-        self._threads: list[threading.Thread] = []
-        self._stopping = False
+        self._pool = Senders(
+            events=events,
+            state=self._state,
+            cond=self._cond,
+            breaker=self.breaker,
+            backoff=backoff or Backoff(),
+            max_attempts=max_attempts,
+            rng=rng or random.Random(),  # jitter, not security
+            size=senders,
+            give_up=self._give_up,
+            clock=clock,
+        )
 
     # -- the caller's side ---------------------------------------------------------------
 
@@ -93,7 +99,7 @@ class StatusPublisher:
         try:
             with self._cond:
                 self._state.pending[item.event.event_id] = Pending(item)
-                self._ensure_workers()
+                self._pool.ensure()
                 self._cond.notify_all()
         except Exception as error:  # e.g. no thread can be started: straight to the fallback
             with self._cond:
@@ -128,9 +134,7 @@ class StatusPublisher:
     def close(self) -> None:
         """Stop the background senders (pending events stay pending; flush first)."""
         with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            threads, self._threads = self._threads, []
+            threads = self._pool.stop()
         for thread in threads:
             thread.join(timeout=5)
 
@@ -183,97 +187,6 @@ class StatusPublisher:
             self._metrics.add_metric("StatusEventsUndelivered", MetricUnit.Count, report.undelivered)
             self._metrics.add_metric("StatusPublisherCircuitOpen", MetricUnit.Count, int(report.circuit_open))
         return report
-
-    # -- the background side -------------------------------------------------------------
-
-    def _ensure_workers(self) -> None:
-        self._threads = [thread for thread in self._threads if thread.is_alive()]
-        if len(self._threads) < self._senders:
-            self._stopping = False
-        while len(self._threads) < self._senders:
-            thread = threading.Thread(
-                target=self._run, name=f"status-publisher-{len(self._threads)}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-
-    def _run(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            try:
-                self._send(batch)
-            except Exception:  # the sender must outlive any surprise
-                logger.exception("status publisher worker error")
-                with self._cond:  # give the entries back to the others
-                    for pending in batch:
-                        self._state.in_flight.discard(pending.item.event.event_id)
-                    self._cond.notify_all()
-
-    def _next_batch(self) -> list[Pending] | None:
-        state = self._state
-        with self._cond:
-            while not self._stopping:
-                now = self._clock()
-                ready = [
-                    p
-                    for key, p in state.pending.items()
-                    if key not in state.in_flight and p.not_before <= now
-                ]
-                timeout: float | None
-                if ready and self.breaker.allow_call():
-                    first = next(chunks([p.item.entry for p in ready]))
-                    batch = ready[: len(first)]
-                    state.in_flight.update(p.item.event.event_id for p in batch)
-                    return batch
-                if ready:  # held by the breaker: until its cool-down ends, or a probe's outcome
-                    reopens = self.breaker.reopens_at()
-                    timeout = None if reopens is None else max(reopens - now, 0.001)
-                else:
-                    waiting = [p.not_before for k, p in state.pending.items() if k not in state.in_flight]
-                    timeout = max(min(waiting) - now, 0.0) if waiting else None
-                self._cond.wait(timeout=timeout)
-            return None
-
-    def _send(self, batch: list[Pending]) -> None:
-        result = put_call(self._events, [p.item.entry for p in batch])
-        state = self._state
-        exhausted: list[Pending] = []
-        with self._cond:
-            self.breaker.record(result)
-            now = self._clock()
-            for pending, outcome in zip(batch, result.outcomes, strict=True):
-                key = pending.item.event.event_id
-                if key not in state.in_flight:
-                    continue  # abandoned by a flush deadline: the outbox has it already
-                state.in_flight.discard(key)
-                if outcome is None:
-                    del state.pending[key]
-                    state.counters.published += 1
-                    continue
-                pending.attempts += 1
-                pending.last_error = f"{outcome.code}: {outcome.message}"
-                if outcome.retryable and pending.attempts < self._max_attempts:
-                    pending.not_before = now + self._backoff.delay(pending.attempts, self._rng)
-                    state.counters.retried += 1
-                    logger.debug(
-                        "status event retry scheduled",
-                        extra={"jobId": pending.item.job_id, "eventId": key, "error": pending.last_error},
-                    )
-                else:
-                    del state.pending[key]
-                    exhausted.append(pending)
-            if exhausted:
-                state.outbox_busy += 1
-            self._cond.notify_all()
-        if exhausted:
-            try:
-                self._give_up(exhausted, "attempts exhausted or permanent error")
-            finally:
-                with self._cond:
-                    state.outbox_busy -= 1
-                    self._cond.notify_all()
 
     def _give_up(self, items: list[Pending], reason: str) -> None:
         """Hand undelivered events to the outbox; log each at ERROR with the whole entry."""
