@@ -6,7 +6,6 @@ MOCK integrations; the functions only add CORS headers to their own answers.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,11 +46,6 @@ def error_body(code: str, message: str, fields: Sequence[Mapping[str, str]] | No
     if fields:
         error["fields"] = [dict(field) for field in fields]
     return {"error": error}
-
-
-def error_json(code: str, message: str) -> str:
-    """`error_body` as compact JSON."""
-    return json.dumps(error_body(code, message), separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
