@@ -18,6 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from jobstatus import http
+from jobstatus.http import Caller, error_body
+
 JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 STATUSES: Final = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED")
 TERMINAL_STATUSES: Final = frozenset({"COMPLETED", "FAILED"})
@@ -52,7 +55,6 @@ _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 _LIMIT_RE = re.compile(r"[0-9]{1,3}")
 # One entity tag of an If-None-Match list (RFC 9110 §8.8.3): optional W/, then a quoted opaque tag.
 _ENTITY_TAG_RE = re.compile(r'\s*(?:W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)')
-_GROUP_SEPARATORS = re.compile(r"[\s,]+")
 _CURSOR_KEY_FIELDS: Final = frozenset({"jobId", "userId", "createdAt"})
 
 Item = dict[str, Any]
@@ -75,48 +77,17 @@ class ApiError(Exception):
         return error_body(self.code, self.message)
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The error body format shared by every answer that is not a success."""
-    return {"error": {"code": code, "message": message}}
-
-
 def not_found(what: str = "Job not found") -> ApiError:
     """The one 404 for unknown, expired and other users' jobs: nothing tells them apart."""
     return ApiError(404, NOT_FOUND, what)
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking: the Cognito `sub`, and whether they are in the `admin` group."""
-
-    user_id: str
-    is_admin: bool = False
-
-
-def groups_of(value: object) -> frozenset[str]:
-    """The Cognito groups of a `cognito:groups` claim, whatever shape the authorizer gave it.
-
-    A JWT carries a list; API Gateway REST passes claims as strings, a list flattened to
-    `"[admin other]"` or `"admin,other"`.
-    """
-    if isinstance(value, list | tuple):
-        return frozenset(str(group).strip() for group in value if str(group).strip())
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("[") and text.endswith("]"):
-            text = text[1:-1]
-        return frozenset(group for group in _GROUP_SEPARATORS.split(text) if group)
-    return frozenset()
-
-
 def caller_from_claims(claims: object) -> Caller:
     """The caller from the authorizer's claims; 401 when there are none or no `sub`."""
-    if not isinstance(claims, Mapping):
+    caller = http.caller_from_claims(claims)
+    if caller is None:
         raise ApiError(401, UNAUTHORIZED, "Authentication required", {"WWW-Authenticate": "Bearer"})
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip():
-        raise ApiError(401, UNAUTHORIZED, "Authentication required", {"WWW-Authenticate": "Bearer"})
-    return Caller(user_id=sub, is_admin=ADMIN_GROUP in groups_of(claims.get("cognito:groups")))
+    return caller
 
 
 def parse_job_id(value: str) -> str:
@@ -267,10 +238,8 @@ class CursorCodec:
 
 def cors_headers(origin: str | None, allowed: tuple[str, ...], *, preflight: bool) -> dict[str, str]:
     """CORS headers for a request from `origin`: only an allowed origin gets any (echoed back)."""
-    if origin is None or origin not in allowed:
-        return {}
-    headers = {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
-    if preflight:
+    headers = http.cors_headers(origin, allowed, CORS_EXPOSE_HEADERS)
+    if headers and preflight:
         headers |= {
             "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
             "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,

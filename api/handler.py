@@ -1,17 +1,9 @@
 """GetJobFn: `GET /v1/jobs/{id}` and `GET /v1/jobs` for the frontend (DESIGN §4).
 
-API Gateway REST proxy events behind the Cognito authorizer, routed by Powertools'
-`APIGatewayRestResolver`. Thin: read the claims and parameters, apply `api.core`, read through
-`api.store.JobReader`. Every answer that is not a success carries `{"error": {"code", "message"}}`.
-
-Cold start is a budget (bench/api.py measures it against `import boto3; boto3.client("dynamodb")`
-and prints what each left-out import would add): no Tracer (X-Ray SDK) and no request-validation
-middleware (parameters are checked by `api.core`; `api.openapi` builds the document from the same
-definitions and is not imported here); settings without pydantic (`api.settings`); botocore's
-DynamoDB client without boto3, and items read without `jobstatus.codec` (`api.store`).
-`tests/api/test_store_settings.py` fails when any of them comes back on this path.
-CORS is ours too: Powertools' CORS never sends `Vary: Origin` and, with no origins
-configured, allows `*`.
+Thin: claims and parameters in, `api.core` rules, `api.store.JobReader` reads; the HTTP edge is
+`jobstatus.http`, shared with SubmitJobFn. Cold start is a budget (bench/api.py): no Tracer, no
+request validation, no pydantic, botocore's client without boto3;
+`tests/api/test_store_settings.py` fails when one of them comes back on this path.
 """
 
 from __future__ import annotations
@@ -38,11 +30,9 @@ from api.core import (
     NOT_FOUND,
     SERVICE_UNAVAILABLE,
     ApiError,
-    Caller,
     CursorCodec,
     caller_from_claims,
     cors_headers,
-    error_body,
     etag_of,
     job_view,
     may_read,
@@ -53,6 +43,7 @@ from api.core import (
 )
 from api.settings import ApiSettings
 from api.store import JobReader, StoreUnavailable
+from jobstatus.http import Caller, add_headers, claims_of, error_body, header
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -72,7 +63,7 @@ app = APIGatewayRestResolver()
 _ErrorHandler = TypeVar("_ErrorHandler", bound=Callable[[Any], "Response[Any]"])
 
 
-def _answers(error: type[Exception]) -> Callable[[_ErrorHandler], _ErrorHandler]:
+def _handles(error: type[Exception]) -> Callable[[_ErrorHandler], _ErrorHandler]:
     # Powertools' `exception_handler` is unannotated; this keeps the handlers typed.
     return cast("Callable[[_ErrorHandler], _ErrorHandler]", app.exception_handler(error))
 
@@ -127,27 +118,8 @@ def _deps() -> Dependencies:
     return cast(Dependencies, app.context["deps"])
 
 
-def _header(name: str) -> str | None:
-    """A request header, case-insensitively; repeated values joined as one list (RFC 9110 §5.3)."""
-    event = app.current_event.raw_event
-    wanted = name.lower()
-    values = [
-        value
-        for key, value in (event.get("multiValueHeaders") or {}).items()
-        if key.lower() == wanted
-        for value in (value or [])
-    ]
-    if values:
-        return ", ".join(values)
-    for key, value in (event.get("headers") or {}).items():
-        if key.lower() == wanted:
-            return cast(str | None, value)
-    return None
-
-
 def _caller() -> Caller:
-    authorizer = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
-    return caller_from_claims(authorizer.get("claims") if isinstance(authorizer, Mapping) else None)
+    return caller_from_claims(claims_of(app.current_event.raw_event))
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response[Any]:
@@ -171,7 +143,7 @@ def get_job(job_id: str) -> Response[Any]:
         logger.info("job not readable by caller", extra={"found": item is not None})
         raise not_found()
     etag = etag_of(str(item.get("version", "")))
-    if none_match(_header("If-None-Match"), etag):
+    if none_match(header(app.current_event.raw_event, "If-None-Match"), etag):
         return Response(status_code=304, headers={**NO_STORE, "ETag": etag})
     return _json(200, job_view(item), {"ETag": etag})
 
@@ -195,7 +167,11 @@ def list_jobs() -> Response[Any]:
 @app.route(JOBS_PATH, method="OPTIONS")
 @app.route(JOB_PATH, method="OPTIONS")
 def preflight(job_id: str | None = None) -> Response[Any]:
-    """The CORS preflight: no authorization; `handle` adds the headers for allowed origins."""
+    """The CORS preflight: no authorization; `handle` adds the headers for allowed origins.
+
+    API Gateway answers preflights itself (a MOCK integration); this one answers only where the
+    function is called directly, as the OpenAPI conformance test does.
+    """
     return Response(status_code=204)
 
 
@@ -221,13 +197,13 @@ def route_not_found(_: NotFoundError) -> Response[Any]:
     )
 
 
-@_answers(ApiError)
+@_handles(ApiError)
 def api_error(error: ApiError) -> Response[Any]:
     """A refused request: its status and the one error body."""
     return _json(error.status, error.body(), error.headers)
 
 
-@_answers(StoreUnavailable)
+@_handles(StoreUnavailable)
 def store_unavailable(error: StoreUnavailable) -> Response[Any]:
     """DynamoDB throttled us: 503, worth retrying."""
     logger.warning("DynamoDB unavailable", extra={"code": str(error)})
@@ -238,27 +214,11 @@ def store_unavailable(error: StoreUnavailable) -> Response[Any]:
     )
 
 
-@_answers(Exception)
+@_handles(Exception)
 def unexpected(error: Exception) -> Response[Any]:
     """A bug or an outage: logged with its traceback, answered 500 with the same error body."""
     logger.exception("unexpected error")
     return _json(500, error_body(INTERNAL_ERROR, "Internal error"))
-
-
-def _add_headers(response: dict[str, Any], headers: Mapping[str, str]) -> None:
-    multi = response.get("multiValueHeaders")
-    if isinstance(multi, dict):
-        for name, value in headers.items():
-            multi[name] = [value]
-    else:
-        response["headers"] = {**(response.get("headers") or {}), **headers}
-
-
-def _origin(event: Mapping[str, Any]) -> str | None:
-    for key, value in (event.get("headers") or {}).items():
-        if key.lower() == "origin":
-            return cast(str | None, value)
-    return None
 
 
 def handle(event: dict[str, Any], context: LambdaContext | None, deps: Dependencies) -> dict[str, Any]:
@@ -283,13 +243,9 @@ def handle(event: dict[str, Any], context: LambdaContext | None, deps: Dependenc
             },
         }
     method = str(event.get("httpMethod", ""))
-    _add_headers(
-        response,
-        {
-            "Vary": "Origin",
-            **cors_headers(_origin(event), deps.settings.allowed_origins, preflight=method == "OPTIONS"),
-        },
-    )
+    origin = header(event, "Origin")
+    cors = cors_headers(origin, deps.settings.allowed_origins, preflight=method == "OPTIONS")
+    add_headers(response, {"Vary": "Origin", **cors})
     logger.info(
         "request answered",
         extra={

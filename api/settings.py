@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from jobstatus.commalist import split_comma_list
+
 # Only stages that never face the internet may sign cursors with a key anyone can read here; every
 # other stage reads its key from the Secrets Manager secret named by CURSOR_KEY_SECRET_ARN.
 LOCAL_STAGES: Final = frozenset({"dev", "test", "local"})
@@ -32,7 +34,7 @@ class SettingsError(ValueError):
 
 def split_origins(value: str) -> tuple[str, ...]:
     """The origins of a comma-separated `ALLOWED_ORIGINS` value, blanks dropped."""
-    return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+    return split_comma_list(value)
 
 
 def _integer(name: str, value: str) -> int:

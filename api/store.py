@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
+from jobstatus.errors import client_error_code
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -144,5 +146,5 @@ class JobReader:
 
 
 def _unavailable_or(error: ClientError) -> Exception:
-    code = error.response.get("Error", {}).get("Code", "")
+    code = client_error_code(error)
     return StoreUnavailable(code) if code in THROTTLING_CODES else error

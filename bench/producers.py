@@ -1,11 +1,11 @@
 """What status publishing adds to a job: StatusPublisher on a moto bus vs direct UpdateItem on DynamoDB Local.
 
-Each job runs QUEUED → (simulated Fal submit) → PROCESSING → (simulated Fal wait) → COMPLETED
-in a handler wrapped as FalInvokerFn's is (`producers.afterresponse`), which defers the flush
-and the deletion of its InvokerQueue record until after its response. The figure per job is the
-wall time publishing adds to the job's path: the three emits and the handler's return (the Fal
-sleeps are not counted). The post-response settle (flush, hand-over of what is left to the
-outbox, record delete) is timed beside it: it keeps the Lambda environment busy, not the job.
+Each job is an InvokerQueue record run by FalInvokerFn's own handler on a simulated Fal
+(QUEUED → PROCESSING → COMPLETED), which defers the flush and the deletion of its record until
+after its response. The figure per job is the wall time publishing adds to the job's path: the
+time in the status publisher's calls (Fal and the idempotency writes are not counted). The
+post-response settle (flush, hand-over of what is left to the outbox, record delete) is timed
+beside it: it keeps the Lambda environment busy, not the job.
 Between jobs, outside the timed region, the bus's target queue and the outbox are drained
 (moto's PutEvents slows down as a queue fills) and one plain PutEvents is timed: the reference
 row, what one synchronous send costs under the same conditions. Four conditions for each way:
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -45,13 +44,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from bench.common import fake_aws_environment, print_table, verdict
 
 HEALTHY_P99_MS = 5.0
 FAULT_P99_MS = 100.0
 BUS = "jobs-bench"
+IDEMPOTENCY_TABLE = "bench-idempotency"
 
 
 def flush_seconds() -> float:
@@ -183,97 +183,121 @@ def run_publisher(
     scenario: str,
     events_client: Any,
     sqs: Any,
+    dynamodb: Any,
     queues: dict[str, str],
     jobs: int,
     fal_seconds: float,
     floor_client: Any,
 ) -> tuple[Outcome, list[float]]:
-    """Run `jobs` jobs through one StatusPublisher (one Lambda environment), one after another.
+    """Run `jobs` jobs through FalInvokerFn's own handler (one Lambda environment), one after another.
 
-    Each job is FalInvokerFn's shape: a handler wrapped by `producers.afterresponse` takes its
-    InvokerQueue record, emits QUEUED, PROCESSING and COMPLETED around the simulated Fal, defers
-    `fal_invoker.settle` (flush, then delete the record) and returns. On the job's path: the
-    emits and the handler's return. After the response (held, then run, as the Lambda
-    extension runs it; the next job starts only after it, as the environment's next
-    invocation would): the settle. Between jobs, outside the timed region, the delivered and
-    outbox queues are drained (moto's PutEvents slows down as the rule's target queue fills)
-    and one synchronous PutEvents of one entry is timed on `floor_client`.
+    `producers.invoker.handler.handle` runs each InvokerQueue record with a runner built by its
+    `make_runner` on a simulated Fal (`local.fal_sim.SimulatedFal`, no failures), this scenario's
+    EventBridge client and moto's SQS and DynamoDB (the idempotency table): the benchmark cannot
+    drift from the function. On the job's path, the time spent in the status publisher's calls is
+    counted (the Fal waits and the idempotency writes are not); after the response (held, then
+    run, as the Lambda extension runs it; the next job starts only after it): the settle. Between
+    jobs, outside the timed region, the delivered and outbox queues are drained (moto's
+    PutEvents slows down as the rule's target queue fills) and one synchronous PutEvents of one
+    entry is timed on `floor_client`.
     """
-    from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
-    from producers.afterresponse import AfterResponse
-    from producers.fal_invoker import FinishedRecord, FinishedRecords, settle
-    from producers.publisher import FlushReport, JobRef, SqsOutbox, StatusPublisher
+    from jobstatus.events import REQUEST_DETAIL_TYPE, SOURCE_SUBMIT, utc_now
+    from local.fal_sim import SimulatedFal
+    from local.functions import LambdaContext, held_after_response
+    from producers.invoker.handler import handle, make_runner
+    from producers.invoker.records import FinishedRecords
+    from producers.publishing.afterresponse import AfterResponse
+    from producers.settings import ProducerSettings
 
-    publisher = StatusPublisher(
-        events_client, SqsOutbox(sqs, queues["outbox"]), bus_name=BUS, source=SOURCE_FAL_INVOKER
+    name = scenario.replace(" ", "-")
+    invoker = sqs.create_queue(QueueName=f"bench-invoker-{name}")["QueueUrl"]
+    settings = ProducerSettings(
+        event_bus_name=BUS,
+        outbox_queue_url=queues["outbox"],
+        idempotency_table_name=IDEMPOTENCY_TABLE,
+        fal_poll_seconds=max(fal_seconds / 5, 0.001),
     )
-    invoker = sqs.create_queue(QueueName=f"bench-invoker-{scenario.replace(' ', '-')}")["QueueUrl"]
+    runner = make_runner(
+        SimulatedFal(fal_seconds, 0.0),
+        settings,
+        events=events_client,
+        sqs=sqs,
+        dynamodb=dynamodb,
+        metrics_sink=None,
+    )
+    emitted: list[str] = []
+    spent = [0.0]  # seconds in the publisher's calls, this job
+    for method in ("build", "publish"):
+        original = getattr(runner.publisher, method)
+
+        def timed(*args: Any, _original: Any = original, _method: str = method, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+                if _method == "publish":
+                    emitted.append(args[0].event.event_id)
+
+        setattr(runner.publisher, method, timed)
+    statuses: list[str] = []
+    run_job = runner.handle
+
+    def handled(job: Any, context: Any) -> dict[str, Any]:
+        outcome = run_job(job, context)
+        statuses.append(str(outcome.get("status")))
+        return outcome
+
+    runner.handle = handled  # type: ignore[method-assign]
     records = FinishedRecords(sqs, invoker)
     after = AfterResponse()
-    emitted: set[str] = set()
+    invoke = after.wrap(handle)  # as `lambda_handler` is wrapped by the process's after_response
     delivered: set[str] = set()
     outboxed: set[str] = set()
     path_ms: list[float] = []
     post_ms: list[float] = []
     floor: list[float] = []
-    finished = 0
-
-    def flush() -> FlushReport:
-        return publisher.flush(time.monotonic() + flush_seconds())
-
-    @after.wrap
-    def handler(event: dict[str, Any], context: Any) -> float:
-        """The job; returns the seconds spent in publishing calls up to the COMPLETED emit."""
-        job = JobRef(event["jobId"], "bench-user", utc_now())
-        start = time.perf_counter()
-        emitted.add(publisher.emit(job, Status.QUEUED).event.event_id)
-        spent = time.perf_counter() - start
-        time.sleep(fal_seconds / 5)  # the Fal submit
-        start = time.perf_counter()
-        started_at = utc_now()
-        emitted.add(publisher.emit(job, Status.PROCESSING, started_at=started_at).event.event_id)
-        spent += time.perf_counter() - start
-        time.sleep(fal_seconds)  # the Fal wait
-        start = time.perf_counter()
-        url = f"https://cdn.test/{job.job_id}.mp4"
-        completed = publisher.emit(job, Status.COMPLETED, started_at=started_at, output_url=url)
-        emitted.add(completed.event.event_id)
-        return_from = event["returnFrom"] = time.perf_counter()
-        after.defer(functools.partial(settle, flush, [event["record"]], records))
-        return spent + return_from - start
-
     for n in range(jobs):
-        sqs.send_message(QueueUrl=invoker, MessageBody=json.dumps({"job": n}))
+        detail = {"jobId": f"bench-{name}-{n}", "userId": "bench-user", "createdAt": utc_now()}
+        request = {"detail-type": REQUEST_DETAIL_TYPE, "source": SOURCE_SUBMIT, "id": str(uuid.uuid4())}
+        body = {**request, "detail": {**detail, "model": "fal-ai/bench", "input": {"prompt": "p"}}}
+        sqs.send_message(QueueUrl=invoker, MessageBody=json.dumps(body))
         message = sqs.receive_message(QueueUrl=invoker, MaxNumberOfMessages=1)["Messages"][0]
-        job_id = f"bench-{scenario.replace(' ', '-')}-{n}"
-        record = FinishedRecord(message["MessageId"], message["ReceiptHandle"], job_id)
-        event: dict[str, Any] = {"jobId": job_id, "record": record}
-        with after.held() as held:
-            spent = handler(event, None)
-            answered = time.perf_counter()
-        path_ms.append((spent + answered - event["returnFrom"]) * 1000)
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+        }
+        context = LambdaContext(
+            "bench-fal-invoker", 512, "arn:aws:lambda:::function:bench", time.monotonic() + 900
+        )
+        spent[0] = 0.0
+        with held_after_response(after) as held:
+            invoke({"Records": [record]}, cast(Any, context), runner, records, after)
+        path_ms.append(spent[0] * 1000)
         start = time.perf_counter()
         held.run()  # after the response: the extension's flush and delete
         post_ms.append((time.perf_counter() - start) * 1000)
-        finished += 1
         # Outside the timed region: keep moto at its floor, and time the floor itself.
         delivered.update(drain(sqs, queues["delivered"]))
         outboxed.update(drain(sqs, queues["outbox"]))
         floor.append(put_once_ms(floor_client))
-    publisher.close()
+    finished = sum(1 for status in statuses if status == "COMPLETED")
+    runner.publisher.close()
     time.sleep(0.1)  # a call abandoned by a deadline may still land: count it
     delivered.update(drain(sqs, queues["delivered"]))
     outboxed.update(drain(sqs, queues["outbox"]))
     left = messages_left(sqs, invoker)
+    sent = set(emitted)
     outcome = Outcome(
         "publisher",
         scenario,
         path_ms,
         finished,
-        len(emitted),
-        len(emitted & delivered),
-        len(emitted & outboxed),
-        len(emitted - delivered - outboxed),
+        len(sent),
+        len(sent & delivered),
+        len(sent & outboxed),
+        len(sent - delivered - outboxed),
         post_ms,
         jobs - left,
     )
@@ -361,7 +385,7 @@ def put_once_ms(client: Any) -> float:
     rule targets inside PutEvents (AWS does it after answering), and the floor must pay that too.
     """
     from jobstatus.events import SOURCE_FAL_INVOKER, Status, utc_now
-    from producers.publisher import JobRef, build_status_entry
+    from producers.publishing.entries import JobRef, build_status_entry
 
     job = JobRef(f"bench-floor-{uuid.uuid4()}", "bench-user", utc_now())
     entry = build_status_entry(
@@ -372,10 +396,18 @@ def put_once_ms(client: Any) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def setup_moto(endpoint: str) -> tuple[Any, dict[str, str]]:
-    """A bus with a rule delivering every JobStatusChanged to a queue, and the outbox queue."""
+def setup_moto(endpoint: str) -> tuple[Any, Any, dict[str, str]]:
+    """A bus with a rule delivering every JobStatusChanged to a queue, the outbox queue and the
+    idempotency table; the SQS and DynamoDB clients."""
     import boto3
 
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+    dynamodb.create_table(
+        TableName=IDEMPOTENCY_TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     sqs = boto3.client("sqs", endpoint_url=endpoint)
     events = boto3.client("events", endpoint_url=endpoint)
     events.create_event_bus(Name=BUS)
@@ -386,7 +418,7 @@ def setup_moto(endpoint: str) -> tuple[Any, dict[str, str]]:
         Name="to-delivered", EventBusName=BUS, EventPattern=json.dumps({"detail-type": ["JobStatusChanged"]})
     )
     events.put_targets(Rule="to-delivered", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-    return sqs, {"delivered": delivered, "outbox": outbox}
+    return sqs, dynamodb, {"delivered": delivered, "outbox": outbox}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        sqs, queues = setup_moto(endpoint)
+        sqs, dynamodb, queues = setup_moto(endpoint)
 
         def events_on(url: str) -> Any:
             return boto3.client("events", endpoint_url=url, config=FAST_FAIL)
@@ -438,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         floor_client = events_on(endpoint)
         floors: list[float] = []
         for scenario, make in publisher_runs:
-            outcome, floor = run_publisher(scenario, make(), sqs, queues, args.jobs, fal, floor_client)
+            outcome, floor = run_publisher(
+                scenario, make(), sqs, dynamodb, queues, args.jobs, fal, floor_client
+            )
             rows.append(outcome.row(args.jobs))
             floors += floor
             print(f"publisher {scenario}: done at {time.perf_counter() - wall:.0f} s", file=sys.stderr)

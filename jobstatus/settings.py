@@ -10,6 +10,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobstatus.commalist import comma_list
+
 DEFAULT_ALLOWED_ORIGINS = ("https://admin.deepfoundai.com", "https://video.deepfoundai.com")
 
 
@@ -27,6 +29,4 @@ class Settings(BaseSettings):
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
-        return value
+        return comma_list(value)

@@ -7,19 +7,15 @@ configured probability). `status` and `result` then answer as Fal's queue API do
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from producers.fal import FalError, FalState, FalStatus, error_for_status
-
-if TYPE_CHECKING:
-    from producers.fal_invoker import Invoker
+from producers.invoker.fal import FalError, FalState, FalStatus, error_for_status
 
 QUEUED_SHARE: Final = 0.2  # the part of a request's time spent IN_QUEUE
 UNKNOWN_REQUEST: Final = 404
@@ -123,24 +119,15 @@ class SimulatedFal:
 def install_simulated_fal(latency: float, failure_rate: float) -> tuple[str, Callable[[], None]]:
     """Make FalInvokerFn use a `SimulatedFal`; what was installed, and how to undo it.
 
-    FalInvokerFn builds its runner in a cached `dependencies()` that `lambda_handler` calls; the
-    local stack swaps that one function for one building the same runner (`build_invoker`: the
-    same settings and AWS clients) on the simulated gateway, so the handler and its decorators
-    run unchanged.
+    Through FalInvokerFn's own seam (`use_fal_gateway`): its next cold start builds the same
+    runner (the same settings and AWS clients) on the simulated gateway, and the handler and
+    its decorators run unchanged.
     """
-    import producers.fal_invoker as invoker
-    from producers.settings import ProducerSettings
+    from producers.invoker.handler import use_fal_gateway
 
-    fal = SimulatedFal(latency, failure_rate)
-
-    @functools.cache
-    def simulated_dependencies() -> Invoker:
-        return invoker.build_invoker(fal, ProducerSettings())
-
-    original = invoker.dependencies
-    invoker.dependencies = simulated_dependencies
+    use_fal_gateway(SimulatedFal(latency, failure_rate))
 
     def uninstall() -> None:
-        invoker.dependencies = original
+        use_fal_gateway(None)
 
     return f"simulated (latency {latency:g}s, failure rate {failure_rate:.0%})", uninstall

@@ -10,11 +10,15 @@ from __future__ import annotations
 import importlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from local.template import Template
+
+if TYPE_CHECKING:
+    from producers.publishing.afterresponse import AfterResponse, Work
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -169,3 +173,36 @@ def functions_from_template(template: Template) -> dict[str, FunctionSpec]:
             sqs_sources=_sqs_sources(template, props),
         )
     return specs
+
+
+@dataclass
+class HeldWork:
+    """What one invocation deferred until after its response, held for the runner to `run()`."""
+
+    works: list[Work] = field(default_factory=list)
+
+    def take(self, works: list[Work]) -> None:
+        """Hold `works` (the after-response seam hands them over when the handler returns)."""
+        self.works.extend(works)
+
+    def run(self) -> None:
+        """Run the held work, in order; a failure is logged, never raised."""
+        from producers.publishing.afterresponse import run_all
+
+        works, self.works = self.works, []
+        run_all(works)
+
+
+@contextmanager
+def held_after_response(after: AfterResponse | None = None) -> Iterator[HeldWork]:
+    """Hold what handlers run on this thread defer (to `after`, the process's by default), for the
+    caller to run once it has answered."""
+    from producers.publishing.afterresponse import after_response
+
+    after = after or after_response
+    held = HeldWork()
+    previous = after.divert(held)
+    try:
+        yield held
+    finally:
+        after.divert(previous)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
+from jobstatus.errors import client_error_code
 from local.template import Template
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def active(template: Template, kind: str) -> list[str]:
 
 
 def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+    return client_error_code(error)
 
 
 def create_tables(template: Template, dynamodb: DynamoDBClient) -> dict[str, str]:

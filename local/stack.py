@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING, Any, Final
 from local.apigw import Route, gateway_responses_from_template, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
 from local.dynamodb_local import DynamoDBLocal, free_port, java_available
-from local.functions import FunctionSpec, FunctionTimeout, functions_from_template
+from local.functions import FunctionSpec, FunctionTimeout, functions_from_template, held_after_response
 from local.persistence import QUEUES_FILE, ArchiveKeeper, restore_queues, save_queues
 from local.poller import SqsPoller
 from local.resources import StackResources, provision
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
 from local.template import TEMPLATE_PATH, Template
-from producers.afterresponse import after_response
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -116,7 +115,7 @@ class FunctionRunner:
         As Lambda does, an invocation still running at its timeout is a failure
         (`FunctionTimeout`): a poller's batch comes back after its visibility timeout, the API
         answers 504. Python cannot stop the thread, so it finishes in the background. What the
-        handler deferred until after its response (`producers.afterresponse`) runs on the same
+        handler deferred until after its response (`producers.publishing.afterresponse`) runs on the same
         thread once the response is handed back, as a Lambda extension runs it.
         """
         spec = self.specs[logical_id]
@@ -127,7 +126,7 @@ class FunctionRunner:
 
         def run() -> None:
             try:
-                with after_response.held() as held:
+                with held_after_response() as held:
                     try:
                         outcome["result"] = handler(event, context)
                     except BaseException as error:  # handed to the caller's thread below

@@ -1,7 +1,7 @@
 """The AWS clients of the producers, built with short timeouts and no botocore retries.
 
 A dead endpoint must cost milliseconds, not botocore's default 60 s read timeout times its
-retries: our own per-entry retry loop (`producers.putevents`) is the only retry, so a deadline
+retries: our own per-entry retry loop (`producers.publishing.putevents`) is the only retry, so a deadline
 bounds it. Endpoints come only from botocore's standard `AWS_ENDPOINT_URL*` settings.
 """
 

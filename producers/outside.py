@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from jobstatus.errors import validation_summary
 from jobstatus.events import MAX_INPUT_BYTES, JobRequest
 from jobstatus.storable import make_storable
 
@@ -115,6 +116,6 @@ def request_field(model: Any, arguments: Any) -> RequestField:
     try:
         JobRequest.model_validate(value)
     except ValidationError as error:  # the model may refuse more than is repaired here
-        problem = "; ".join(e["msg"] for e in error.errors(include_url=False, include_input=False))
+        problem = validation_summary(error, fields=False)
         return RequestField(None, changes, f"request refused by the event model: {problem}", input_bytes=size)
     return RequestField(value, changes, input_bytes=size)

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from jobstatus.commalist import comma_list
 from jobstatus.settings import Settings
 
 DEFAULT_MODELS = ("fal-ai/kling-video/v2/master/text-to-video",)
@@ -42,6 +43,4 @@ class ProducerSettings(Settings):
     @field_validator("model_allow_list", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(model.strip() for model in value.split(",") if model.strip())
-        return value
+        return comma_list(value)

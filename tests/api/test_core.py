@@ -12,12 +12,10 @@ from api.core import (
     JOB_ID_PATTERN,
     STATUSES,
     ApiError,
-    Caller,
     CursorCodec,
     caller_from_claims,
     cors_headers,
     etag_of,
-    groups_of,
     job_view,
     may_read,
     none_match,
@@ -25,6 +23,7 @@ from api.core import (
     parse_list_query,
 )
 from jobstatus import events
+from jobstatus.http import Caller, groups_of
 
 pytestmark = pytest.mark.unit
 

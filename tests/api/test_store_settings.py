@@ -214,7 +214,8 @@ def test_the_cursor_key_is_read_from_its_secret_once_per_container(monkeypatch):
     # Given a secret in (moto's) Secrets Manager and its ARN in the environment
     from moto import mock_aws
 
-    from api.core import ApiError, Caller, CursorCodec
+    from api.core import ApiError, CursorCodec
+    from jobstatus.http import Caller
 
     with mock_aws():
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
@@ -250,13 +251,20 @@ def test_the_cursor_key_is_read_from_its_secret_once_per_container(monkeypatch):
 
 
 # Costly packages GetJobFn's cold start does without (bench/api.py prints what each would add).
+# Of `jobstatus`, only its pure modules (`errors`, `commalist`, `http`) are on the path.
 KEPT_OUT = (
     "pydantic",
     "pydantic_settings",
     "boto3",
     "s3transfer",
     "aws_xray_sdk",
-    "jobstatus",
+    "jobstatus.cli",
+    "jobstatus.codec",
+    "jobstatus.events",
+    "jobstatus.requests",
+    "jobstatus.schema",
+    "jobstatus.settings",
+    "jobstatus.storable",
     "api.openapi",
 )
 COLD_START = f"""

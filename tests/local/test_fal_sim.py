@@ -7,7 +7,7 @@ import random
 import pytest
 
 from local.fal_sim import SimulatedFal
-from producers.fal import FalError, FalState
+from producers.invoker.fal import FalError, FalState
 
 pytestmark = pytest.mark.unit
 MODEL = "fal-ai/kling-video/v2/master/text-to-video"

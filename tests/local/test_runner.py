@@ -82,7 +82,7 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 
 def test_work_deferred_by_a_handler_runs_after_the_answer_as_a_lambda_extension_runs_it(module: Any) -> None:
-    from producers.afterresponse import after_response
+    from producers.publishing.afterresponse import after_response
 
     fake, released = module
     ran: list[str] = []

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from producers.afterresponse import AfterResponse, ExtensionsApi, ExtensionsApiError
+from local.functions import held_after_response
+from producers.publishing.afterresponse import AfterResponse, ExtensionsApi, ExtensionsApiError
 from tests.producers.fakes import lambda_context, serve_http
 
 pytestmark = pytest.mark.unit
@@ -218,7 +219,7 @@ def test_held_work_waits_for_run_and_a_failing_work_does_not_stop_the_rest() -> 
         after.defer(broken)
         after.defer(lambda: ran.append("second"))
 
-    with after.held() as held:
+    with held_after_response(after) as held:
         handler({}, lambda_context())
     assert ran == [] and len(held.works) == 2
     held.run()

@@ -15,8 +15,10 @@ import pytest
 from jobstatus.events import Status
 from local.dynamodb_local import free_port
 from producers.aws import FAST_FAIL
-from producers.publisher import CircuitBreaker, JobRef, StatusPublisher
-from producers.putevents import Backoff, CallResult, EntryFailure
+from producers.publishing.breaker import CircuitBreaker
+from producers.publishing.entries import JobRef
+from producers.publishing.publisher import StatusPublisher
+from producers.publishing.putevents import Backoff, CallResult, EntryFailure
 from tests.producers.fakes import FakeEvents, FakeMetrics, FakeOutbox, throttled
 
 pytestmark = pytest.mark.unit

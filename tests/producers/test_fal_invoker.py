@@ -18,10 +18,13 @@ from moto import mock_aws
 
 from jobstatus.events import JobStatusChanged
 from jobstatus.storable import unstorable_reason
-from producers.afterresponse import AfterResponse
-from producers.fal import FalClientGateway
-from producers.fal_invoker import FinishedRecord, FinishedRecords, fal_key, handle, make_runner
-from producers.jobrun import JobRunner, job_id_for, trim_result
+from local.functions import held_after_response
+from producers.invoker.fal import FalClientGateway, trim_result
+from producers.invoker.handler import fal_key, handle, make_runner
+from producers.invoker.records import FinishedRecord, FinishedRecords
+from producers.invoker.request import job_id_for
+from producers.invoker.runner import JobRunner
+from producers.publishing.afterresponse import AfterResponse
 from producers.settings import ProducerSettings
 from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context, throttled
 from tests.producers.test_integration import create_idempotency_table
@@ -396,7 +399,7 @@ def invoke_deferred(
     """The Lambda entry's shape: a wrapped handler, its post-response work held until `run()`."""
     after = AfterResponse()
     handler = after.wrap(lambda event, context: handle(event, context, runner, records, after))
-    with after.held() as held:
+    with held_after_response(after) as held:
         answer = handler({"Records": [record_]}, lambda_context())
     return answer, held
 

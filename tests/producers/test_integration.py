@@ -17,10 +17,13 @@ from botocore.config import Config
 
 from jobstatus.events import SOURCE_SUBMIT
 from jobstatus.settings import Settings
-from producers import fal_invoker, submit
-from producers.fal import FalClientGateway
-from producers.publisher import SqsOutbox, StatusPublisher
+from producers.invoker import handler as fal_invoker
+from producers.invoker.fal import FalClientGateway
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import StatusPublisher
 from producers.settings import ProducerSettings
+from producers.submit import handler as submit
+from producers.submit.submitter import SubmitDeps, Submitter
 from projector import handler as projector
 from projector.store import JobStore
 from tests.producers.fakes import lambda_context
@@ -94,9 +97,7 @@ def test_submit_to_completed_item(local_aws: dict[str, str], jobs_table: str, dd
 
     # When: the user submits
     submit_publisher = StatusPublisher(events, SqsOutbox(sqs, outbox), bus_name=bus, source=SOURCE_SUBMIT)
-    submit_handler = submit.make_handler(
-        submit.SubmitDeps(events=events, publisher=submit_publisher, settings=settings)
-    )
+    submit_handler = Submitter(SubmitDeps(events=events, publisher=submit_publisher, settings=settings))
     answer = submit.handle(
         post({"model": MODEL, "input": {"prompt": "a rabbit"}}), lambda_context(), submit_handler
     )

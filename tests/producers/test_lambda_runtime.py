@@ -2,7 +2,7 @@
 
 Lambda serves its Runtime API and Extensions API over HTTP on the sandbox's loopback. This test
 serves both from one small server, starts `python -m awslambdaric
-producers.fal_invoker.lambda_handler` as Lambda's Python runtime does, and checks the order the
+producers.invoker.handler.lambda_handler` as Lambda's Python runtime does, and checks the order the
 design relies on: the function's internal extension registers at init; the function answers;
 then, before the extension asks for the next event (the moment Lambda may freeze or reuse the
 environment), the deferred flush has put the job's events on the bus and the function has
@@ -38,7 +38,7 @@ from tests.producers.test_integration import create_idempotency_table, queue_wit
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER = "producers.fal_invoker.lambda_handler"
+HANDLER = "producers.invoker.handler.lambda_handler"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:jobs-test-fal-invoker"
 
 

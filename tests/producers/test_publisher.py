@@ -13,15 +13,10 @@ from moto import mock_aws
 from jobstatus.events import Status
 from local.dynamodb_local import free_port
 from producers.aws import FAST_FAIL
-from producers.publisher import (
-    InvalidStatusEvent,
-    JobRef,
-    SqsOutbox,
-    StatusPublisher,
-    build_status_entry,
-    status_entry_from,
-)
-from producers.putevents import Backoff
+from producers.publishing.entries import InvalidStatusEvent, JobRef, build_status_entry, status_entry_from
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import StatusPublisher
+from producers.publishing.putevents import Backoff
 from tests.producers.fakes import FakeEvents, FakeMetrics, FakeOutbox, throttled
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from producers.putevents import Backoff, chunks, failure_of_call, put_once, put_with_retries
+from producers.publishing.putevents import Backoff, chunks, failure_of_call, put_once, put_with_retries
 from tests.producers.fakes import FakeEvents, throttled
 
 pytestmark = pytest.mark.unit

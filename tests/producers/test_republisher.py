@@ -9,9 +9,9 @@ import pytest
 from moto import mock_aws
 
 from jobstatus.events import Status
-from producers.publisher import JobRef, build_status_entry
-from producers.putevents import Backoff, entry_json
-from producers.republisher import RepublisherDeps, handle
+from producers.publishing.entries import JobRef, build_status_entry
+from producers.publishing.putevents import Backoff, entry_json
+from producers.republisher.handler import RepublisherDeps, handle
 from tests.producers.fakes import FakeEvents, FakeMetrics, lambda_context
 
 pytestmark = pytest.mark.unit

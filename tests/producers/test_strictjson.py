@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from producers.outside import fit_for_event, request_field
-from producers.strictjson import NotStrictJson, decode_body, loads_strict, media_type_problem, nesting_depth
+from producers.submit.strictjson import (
+    NotStrictJson,
+    decode_body,
+    loads_strict,
+    media_type_problem,
+    nesting_depth,
+)
 
 pytestmark = pytest.mark.unit
 

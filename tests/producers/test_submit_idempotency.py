@@ -18,8 +18,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from jobstatus.events import format_timestamp, parse_timestamp
-from producers.jobkeys import JobKeys, KeyReused, Reservation, payload_hash, reservation_id
-from producers.submit import NotQueued, handle, refusal_for
+from producers.submit.handler import handle
+from producers.submit.keys import JobKeys, KeyReused, Reservation, payload_hash, reservation_id
+from producers.submit.submitter import NotQueued, refusal_for
 from tests.producers.fakes import FakeEvents, FakeOutbox, lambda_context
 from tests.producers.test_submit import GOOD, MODEL, header, make, post
 
@@ -232,8 +233,8 @@ def test_reservation_ids_separate_users_and_keys() -> None:
 
 def test_refusals_map_expected_failures_and_leave_bugs_to_the_500() -> None:
     store_down = ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "PutItem")
-    assert refusal_for(store_down) is not None and refusal_for(store_down).status_code == 503  # type: ignore[union-attr]
-    assert refusal_for(NotQueued("x")).status_code == 503  # type: ignore[union-attr]
+    assert refusal_for(store_down) is not None and refusal_for(store_down).status == 503  # type: ignore[union-attr]
+    assert refusal_for(NotQueued("x")).status == 503  # type: ignore[union-attr]
     assert refusal_for(KeyError("bug")) is None
 
 

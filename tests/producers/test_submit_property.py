@@ -18,11 +18,13 @@ from moto import mock_aws
 
 from jobstatus.events import JobStatusChanged
 from jobstatus.storable import unstorable_reason
-from producers.jobkeys import JobKeys
-from producers.publisher import SqsOutbox, StatusPublisher
-from producers.putevents import Backoff
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import StatusPublisher
+from producers.publishing.putevents import Backoff
 from producers.settings import ProducerSettings
-from producers.submit import Handler, SubmitDeps, handle, make_handler
+from producers.submit.handler import handle
+from producers.submit.keys import JobKeys
+from producers.submit.submitter import SubmitDeps, Submitter
 from tests.producers.fakes import lambda_context
 from tests.producers.test_submit import MODEL, post
 from tests.producers.test_submit_idempotency import create_table
@@ -61,7 +63,7 @@ class RecordingEvents:
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[tuple[RecordingEvents, Handler]]:
+def world() -> Iterator[tuple[RecordingEvents, Submitter]]:
     with mock_aws():
         client = boto3.client("events", region_name="us-east-1")
         client.create_event_bus(Name=BUS)
@@ -86,7 +88,7 @@ def world() -> Iterator[tuple[RecordingEvents, Handler]]:
             keys=JobKeys(ddb, "idempotency", ttl_days=30),
             backoff=Backoff(0.001, 0.002),
         )
-        yield events, make_handler(deps)
+        yield events, Submitter(deps)
         publisher.close()
 
 
@@ -172,7 +174,7 @@ def assert_only_strict_json_on_the_bus(events: RecordingEvents) -> list[dict[str
     return details
 
 
-def answer(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
+def answer(handler: Submitter, request: dict[str, Any]) -> dict[str, Any]:
     response = handle(request, lambda_context(), handler)
     event(f"answer {response['statusCode']}")  # hypothesis statistics: how the answers spread
     assert response["statusCode"] < 500, response
@@ -195,7 +197,7 @@ def request_event(body: str | None, headers: dict[str, str], base64_encoded: boo
 @PROPERTY
 @given(body=json_bodies(), headers=HEADERS)
 def test_any_json_body_gets_no_5xx_and_only_strict_json_goes_on_the_bus(
-    world: tuple[RecordingEvents, Handler], body: str, headers: dict[str, str]
+    world: tuple[RecordingEvents, Submitter], body: str, headers: dict[str, str]
 ) -> None:
     events, handler = world
     response = answer(handler, request_event(body, headers))
@@ -211,7 +213,7 @@ def test_any_json_body_gets_no_5xx_and_only_strict_json_goes_on_the_bus(
 @PROPERTY
 @given(raw=st.binary(max_size=300), as_base64=st.booleans(), headers=HEADERS)
 def test_any_bytes_get_no_5xx_and_only_strict_json_goes_on_the_bus(
-    world: tuple[RecordingEvents, Handler], raw: bytes, as_base64: bool, headers: dict[str, str]
+    world: tuple[RecordingEvents, Submitter], raw: bytes, as_base64: bool, headers: dict[str, str]
 ) -> None:
     events, handler = world
     body = base64.b64encode(raw).decode() if as_base64 else raw.decode("latin-1")
@@ -222,7 +224,7 @@ def test_any_bytes_get_no_5xx_and_only_strict_json_goes_on_the_bus(
 @PROPERTY
 @given(text=st.text(st.characters(categories=["Cs", "L", "N", "P", "S", "Z", "Cc"]), max_size=200))
 def test_any_text_gets_no_5xx_and_only_strict_json_goes_on_the_bus(
-    world: tuple[RecordingEvents, Handler], text: str
+    world: tuple[RecordingEvents, Submitter], text: str
 ) -> None:
     events, handler = world
     answer(handler, request_event(text, {"Content-Type": "application/json"}))
@@ -241,7 +243,7 @@ def strict_size(value: Any) -> int | None:
 @PROPERTY
 @given(arguments=st.dictionaries(TEXT, JSON_VALUES, max_size=6), ensure_ascii=st.booleans())
 def test_any_input_object_is_taken_exactly_when_it_is_strict_json(
-    world: tuple[RecordingEvents, Handler], arguments: dict[str, Any], ensure_ascii: bool
+    world: tuple[RecordingEvents, Submitter], arguments: dict[str, Any], ensure_ascii: bool
 ) -> None:
     events, handler = world
     body = json.dumps({"model": MODEL, "input": arguments}, allow_nan=True, ensure_ascii=ensure_ascii)

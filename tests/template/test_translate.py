@@ -142,9 +142,9 @@ EXPECTED_STATEMENTS: dict[str, list[Any]] = {
 
 EXPECTED_HANDLERS = {
     "ProjectorFn": "projector.handler.lambda_handler",
-    "SubmitJobFn": "producers.submit.lambda_handler",
-    "FalInvokerFn": "producers.fal_invoker.lambda_handler",
-    "RepublisherFn": "producers.republisher.lambda_handler",
+    "SubmitJobFn": "producers.submit.handler.lambda_handler",
+    "FalInvokerFn": "producers.invoker.handler.lambda_handler",
+    "RepublisherFn": "producers.republisher.handler.lambda_handler",
     "GetJobFn": "api.handler.lambda_handler",
     "StreamAuthorizerFn": "notifier.authorizer.lambda_handler",
     "StreamFn": "notifier.routes.lambda_handler",

@@ -1,26 +1,12 @@
 """Work a handler defers until after its response: a Lambda internal extension.
 
-Lambda hands a function's response to its caller (for FalInvokerFn, the SQS event source
-mapping) as soon as the runtime posts it, but keeps the execution environment running, within
-the invocation's timeout, until the runtime *and every registered extension* have asked for the
-next event. An internal extension is a thread of the function's own process that registers with
-the Extensions API during init. On each INVOKE event ours waits for the handler to finish, runs
-the work the handler deferred, and only then asks for the next event. So FalInvokerFn's flush of
-its status events (and the deletion of the record it finished) runs inside the invocation, with
-its timeout as the bound, but after the response: it adds nothing to the job's own wall time.
-
-`defer(work)` inside a handler wrapped with `wrap` runs `work`:
-
-- in Lambda, with the extension registered (`start()` at import): after the response, on the
-  extension's thread, before the environment may take the next invocation;
-- inside `held()` (the local stack's function runner): when the runner calls `run()` on what was
-  held, after it has handed the response back, as the extension would;
-- anywhere else (tests, scripts, a Runtime API that refuses extensions), or outside a wrapped
-  handler: at once, so nothing deferred is ever dropped.
-
-`deferring()` tells a handler which it is, since what it may promise its caller depends on it.
-The awslambdaric runtime releases the GIL while it waits for the next invocation, so the
-extension thread runs then.
+Lambda keeps the environment running after the runtime posts a response until every registered
+extension asks for the next event. Ours is a thread of the function's own process (registered at
+import by `start()`): on each INVOKE it waits for the handler wrapped by `wrap` to finish, runs
+what it `defer`red, then asks for the next event. So FalInvokerFn's flush runs inside the
+invocation's timeout but off the job's path. Outside Lambda, deferred work runs at once, unless
+a caller `divert`s it to a sink of its own (the local stack's function runner runs it after
+answering, as the extension would). `deferring()` tells a handler which case it is in.
 """
 
 from __future__ import annotations
@@ -32,10 +18,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger
 
@@ -100,19 +84,16 @@ class ExtensionsApi:
         return event
 
 
-@dataclass
-class Held:
-    """What one invocation deferred while held (the local stack's runner runs it after answering)."""
+class DeferredWorkSink(Protocol):
+    """Takes what one invocation deferred, to run it after the response (`run_all`)."""
 
-    works: list[Work] = field(default_factory=list)
-
-    def run(self) -> None:
-        """Run the deferred work, in order; a failure is logged, never raised."""
-        works, self.works = self.works, []
-        _run_all(works)
+    def take(self, works: list[Work]) -> None:
+        """Keep `works`, in order."""
+        ...
 
 
-def _run_all(works: list[Work]) -> None:
+def run_all(works: list[Work]) -> None:
+    """Run deferred work in order; a failure is logged, never raised."""
     for work in works:
         try:
             work()
@@ -123,9 +104,9 @@ def _run_all(works: list[Work]) -> None:
 class _Invocation:
     """The thread-local state of one wrapped handler call."""
 
-    def __init__(self, request_id: str, held: Held | None) -> None:
+    def __init__(self, request_id: str, sink: DeferredWorkSink | None) -> None:
         self.request_id = request_id
-        self.held = held
+        self.sink = sink
         self.works: list[Work] = []
 
 
@@ -179,7 +160,7 @@ class AfterResponse:
         @functools.wraps(handler)
         def wrapped(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
             request_id = str(getattr(context, "aws_request_id", "") or "")
-            invocation = _Invocation(request_id, getattr(self._local, "held", None))
+            invocation = _Invocation(request_id, getattr(self._local, "sink", None))
             self._local.invocation = invocation
             try:
                 return handler(event, context, *args, **kwargs)
@@ -192,28 +173,24 @@ class AfterResponse:
     def deferring(self) -> bool:
         """Whether work deferred now runs after the response (True) or at once (False)."""
         invocation: _Invocation | None = getattr(self._local, "invocation", None)
-        return invocation is not None and (invocation.held is not None or self.extension_registered)
+        return invocation is not None and (invocation.sink is not None or self.extension_registered)
 
     def defer(self, work: Work) -> None:
         """Run `work` after the response when `deferring()`, else at once. Never raises."""
         if self.deferring():
             self._local.invocation.works.append(work)
         else:
-            _run_all([work])
+            run_all([work])
 
-    @contextmanager
-    def held(self) -> Iterator[Held]:
-        """Hold what handlers wrapped on this thread defer, for the caller to `run()` later."""
-        previous = getattr(self._local, "held", None)
-        holder = self._local.held = Held()
-        try:
-            yield holder
-        finally:
-            self._local.held = previous
+    def divert(self, sink: DeferredWorkSink | None) -> DeferredWorkSink | None:
+        """Hand what handlers wrapped on this thread defer to `sink` (None: stop); the previous sink."""
+        previous: DeferredWorkSink | None = getattr(self._local, "sink", None)
+        self._local.sink = sink
+        return previous
 
     def _finish(self, invocation: _Invocation) -> None:
-        if invocation.held is not None:
-            invocation.held.works.extend(invocation.works)
+        if invocation.sink is not None:
+            invocation.sink.take(invocation.works)
         elif self.extension_registered:
             self._finished.put((invocation.request_id, invocation.works))
 
@@ -249,14 +226,14 @@ class AfterResponse:
                 log.warning("the handler did not finish before its deadline", extra={"requestId": request_id})
                 return
             if finished_id == request_id or not request_id:
-                _run_all(works)
+                run_all(works)
                 self.served += 1
                 return
             log.warning(
                 "deferred work of an earlier invocation came late; running it",
                 extra={"requestId": request_id, "earlierRequestId": finished_id},
             )
-            _run_all(works)
+            run_all(works)
 
 
 after_response = AfterResponse()

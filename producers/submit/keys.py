@@ -1,17 +1,9 @@
-"""SubmitJobFn's `Idempotency-Key` store: the idempotency table, through one DynamoDB client.
+"""SubmitJobFn's `Idempotency-Key` store: two records per (user, key) in `IdempotencyTable`.
 
-Two records per (user, key), both in `IdempotencyTable`:
-
-- Powertools Idempotency's record (`submit.request#<md5>`): in progress while a request runs
-  (a concurrent duplicate is refused), then the stored 202 answer, replayed to every repeat; the
-  payload hash makes a repeat with another body an error. A failed run deletes it.
-- The job's own reservation (`submit.job#<sha256>`), written once before anything is published:
-  the jobId and createdAt of the job the key names, and the hash of its payload. It outlives a
-  failed run (a 503), so the retry publishes with the SAME jobId and createdAt: an archive never
-  holds two createdAt values for one job, whatever landed before the failure (DESIGN §2, §3).
-
-Both expire with the job (`JOB_TTL_DAYS` after its creation): a key reused after that names a
-new job with a new jobId, never an expired one brought back.
+Powertools Idempotency's (`submit.request#<md5>`: in progress, then the stored 202 replayed to
+repeats) and the job's reservation (`submit.job#<sha256>`: its jobId, createdAt and payload
+hash, written before anything is published and kept across a failed run, so a retry publishes
+the same job, DESIGN §2, §3). Both expire with the job (`JOB_TTL_DAYS` after its creation).
 """
 
 from __future__ import annotations
@@ -26,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
+from jobstatus.errors import client_error_code
 from jobstatus.events import parse_timestamp
 
 if TYPE_CHECKING:
@@ -115,7 +108,7 @@ class JobKeys:
                 )
                 return wanted
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if client_error_code(error) != "ConditionalCheckFailedException":
                     raise
                 old: Any = error.response
                 item = old.get("Item") or self._get(key)

@@ -1,27 +1,17 @@
-"""FalInvokerFn: SQS records whose bodies are `VideoGenerationRequested` events → a job on Fal.
+"""FalInvokerFn: SQS records of `VideoGenerationRequested` events, each run as a job on Fal.
 
-The rule `VideoRequestedToInvokerRule` feeds `InvokerQueue` (BatchSize 1, partial batch
-failures). A record that names no job goes to failure with a log line (and, after
-`maxReceiveCount`, to the DLQ); a job that fails on Fal is a FAILED event, not a failed record.
-
-The status events' flush runs after the response when it can (`producers.afterresponse`: a
-Lambda internal extension), so it adds nothing to the job's wall time. The record of a finished
-job is then still reported in `batchItemFailures`, so the event source mapping keeps it, and
-deleted by that post-response work once every event of the job is on the bus or in the outbox.
-If the environment dies first, SQS hands the record out again after its visibility timeout, and
-the job's idempotency record re-publishes its events: none is silently lost. Without the
-extension (tests, scripts) the flush runs before the handler returns and the record is reported
-done, as before.
-
-`handle(event, context, runner, records)` drives it with injected dependencies (tests, the local
-stack, benchmarks: `make_runner(fal, ...)` with any `FalGateway`); `lambda_handler` is the AWS entry.
+A record that names no job is a batch item failure (then the DLQ); a job that fails on Fal is a
+FAILED event. The status events' flush runs after the response when the Lambda extension runs
+(`producers.publishing.afterresponse`); the finished record is then reported as a failure so
+the mapping keeps it, and `settle` deletes it once its events are on the bus or in the outbox.
+`handle(event, context, runner, records)` takes its dependencies; `use_fal_gateway` is the seam
+through which the local stack and benchmarks run the real handler on another Fal.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +22,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import SOURCE_FAL_INVOKER
-from producers.afterresponse import AfterResponse, after_response
-from producers.fal import FalClientGateway, FalGateway, key_from_secret
-from producers.jobrun import BadRecord, JobRunner, RunnerConfig, parse_request
-from producers.publisher import FlushReport, MetricsPort, SqsOutbox, StatusPublisher
+from producers.invoker.fal import FalClientGateway, FalGateway, key_from_secret
+from producers.invoker.records import FinishedRecord, FinishedRecords, settle
+from producers.invoker.request import BadRecord, parse_request
+from producers.invoker.runner import JobRunner, RunnerConfig
+from producers.publishing.afterresponse import AfterResponse, after_response
+from producers.publishing.outbox import SqsOutbox
+from producers.publishing.publisher import MetricsSink, StatusPublisher
 from producers.settings import ProducerSettings
 
 if TYPE_CHECKING:
@@ -47,42 +40,6 @@ logger = Logger()
 metrics = Metrics()
 # Lambda's init phase is the moment to register the internal extension (no-op elsewhere).
 after_response.start()
-
-
-@dataclass(frozen=True, slots=True)
-class FinishedRecord:
-    """An InvokerQueue record whose job is done, kept until its status events are settled."""
-
-    message_id: str
-    receipt_handle: str
-    job_id: str
-
-
-class FinishedRecords:
-    """Deletes InvokerQueue records whose jobs are done (the SQS adapter of the post-response work)."""
-
-    def __init__(self, client: SQSClient, queue_url: str) -> None:
-        self._client = client
-        self._queue_url = queue_url
-
-    def delete(self, records: Sequence[FinishedRecord]) -> list[str]:
-        """DeleteMessageBatch (10 a call); the messageIds not deleted, which SQS hands out again."""
-        left: list[str] = []
-        for start in range(0, len(records), 10):
-            batch = records[start : start + 10]
-            try:
-                answer = self._client.delete_message_batch(
-                    QueueUrl=self._queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": r.receipt_handle} for i, r in enumerate(batch)],
-                )
-            except Exception as error:  # post-response work has no caller to raise into
-                logger.warning(
-                    "finished records not deleted", extra={"error": f"{type(error).__name__}: {error}"}
-                )
-                left.extend(r.message_id for r in batch)
-                continue
-            left.extend(batch[int(f["Id"])].message_id for f in answer.get("Failed", []))
-        return left
 
 
 @dataclass(frozen=True)
@@ -100,7 +57,7 @@ def make_runner(
     events: EventBridgeClient,
     sqs: SQSClient,
     dynamodb: DynamoDBClient,
-    metrics_sink: MetricsPort | None = metrics,
+    metrics_sink: MetricsSink | None = metrics,
 ) -> JobRunner:
     """A `JobRunner` wired to the given Fal gateway and AWS clients."""
     publisher = StatusPublisher(
@@ -165,37 +122,25 @@ def build_invoker(fal: FalGateway, settings: ProducerSettings) -> Invoker:
     return Invoker(runner, FinishedRecords(sqs, queue) if queue else None)
 
 
+@dataclass
+class _FalChoice:
+    gateway: FalGateway | None = None  # None: fal.ai, with the configured key
+
+
+_fal = _FalChoice()
+
+
+def use_fal_gateway(gateway: FalGateway | None) -> None:
+    """Run jobs on `gateway` instead of fal.ai (None: fal.ai again), from the next invocation on."""
+    _fal.gateway = gateway
+    dependencies.cache_clear()
+
+
 @functools.cache
 def dependencies() -> Invoker:
     """The invoker for Lambda, built once per cold start (lazily, so tests can set env first)."""
     settings = ProducerSettings()
-    return build_invoker(FalClientGateway(lambda: fal_key(settings)), settings)
-
-
-def settle(
-    flush: Callable[[], FlushReport], finished: list[FinishedRecord], records: FinishedRecords | None
-) -> None:
-    """Flush the status events; then delete `finished` if every one is on the bus or in the outbox.
-
-    When some event is in neither (the outbox refused it: its ERROR line is the record), the
-    records stay in the queue, and their redelivery re-publishes the job's recorded events.
-    """
-    report = flush()
-    if not finished or records is None:
-        return
-    jobs = ", ".join(r.job_id for r in finished)
-    if report.lost:
-        logger.error(
-            "status events neither delivered nor in the outbox; the job records are kept for redelivery",
-            extra={"jobId": jobs, "lost": report.lost, "messageIds": [r.message_id for r in finished]},
-        )
-        return
-    left = records.delete(finished)
-    if left:
-        logger.warning(
-            "finished records come back after their visibility timeout",
-            extra={"jobId": jobs, "messageIds": left},
-        )
+    return build_invoker(_fal.gateway or FalClientGateway(lambda: fal_key(settings)), settings)
 
 
 def handle(
@@ -211,7 +156,7 @@ def handle(
     listed there and deleted by the deferred `settle` instead (see the module docstring).
     """
     deferred = after.deferring()
-    keeper = records if deferred else None  # who deletes the finished records: settle, or the mapping
+    deleter = records if deferred else None  # who deletes the finished records: settle, or the mapping
     failures: list[dict[str, str]] = []
     finished: list[FinishedRecord] = []
     handled = 0
@@ -219,10 +164,10 @@ def handle(
         handled = _run_records(event, context, runner, failures, finished)
     finally:
         flush = functools.partial(runner.flush, after_response=deferred)
-        after.defer(functools.partial(settle, flush, finished, keeper))
+        after.defer(functools.partial(settle, flush, finished, deleter))
         if deferred:  # the handler's `log_metrics` has written its metrics by then: the flush's too
             after.defer(_flush_metrics)
-    if keeper is not None:
+    if deleter is not None:
         failures.extend({"itemIdentifier": r.message_id} for r in finished)
     if runner.metrics is not None:  # also keeps the handler's own metric set from being empty
         runner.metrics.add_metric("JobsHandled", MetricUnit.Count, handled)

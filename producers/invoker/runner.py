@@ -1,32 +1,19 @@
-"""What FalInvokerFn does with one `VideoGenerationRequested`: run the job on Fal, publish its statuses.
+"""FalInvokerFn's job run: QUEUED, submit to Fal, PROCESSING, poll, then COMPLETED or FAILED.
 
-QUEUED on receipt; submit to Fal's queue; PROCESSING with the Fal request id and `startedAt`;
-poll until COMPLETED or the deadline; then COMPLETED (with `outputUrl`, trimmed `result`,
-`metrics.falLatencyMs` and `metrics.queueWaitMs`) or FAILED (`{code, message, retryable}`).
-Every event carries `request` (`{model, input}`, DESIGN §2). Fal's result and the job's input
-are outside data: made storable before they go into an event (`producers.outside`), logged.
-
-No I/O of its own: Fal, the status publisher and the idempotency store are passed in. The
-whole job and, inside it, the Fal submission are each idempotent on the jobId (Powertools
-Idempotency): a redelivered request of a finished job never runs it again, and one whose first
-run died after submitting picks up the same Fal request instead of submitting it again.
-
-The outcome a finished run stores holds the PutEvents entries of every status event it emitted.
-A redelivered request of a finished job puts them back on the bus (same eventIds, so the
-projection absorbs the duplicates): when an invocation died after the run was recorded but
-before its events were on the bus or in the outbox, its retry still delivers them.
+No I/O of its own (Fal, the status publisher and the idempotency store are passed in). The job
+and, inside it, the Fal submission are each idempotent on the jobId: a redelivered request never
+submits twice, and one of a finished job re-publishes the status entries its outcome recorded
+(same eventIds), so events an invocation died before delivering still arrive.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import json
+import math
 import random
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -38,30 +25,19 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
 
 from jobstatus.events import (
-    JOB_ID_PATTERN,
-    MAX_RESULT_BYTES,
-    REQUEST_DETAIL_TYPE,
     Status,
-    format_timestamp,
-    parse_timestamp,
     utc_now,
 )
 from jobstatus.storable import FIELD_LEVEL
-from producers.fal import FalError, FalGateway, FalState, FalStatus
-from producers.outside import changes_for_log, fit_for_event, request_field
-from producers.publisher import (
-    FlushReport,
-    InvalidStatusEvent,
-    JobRef,
-    MetricsPort,
-    StatusEntry,
-    StatusPublisher,
-    status_entry_from,
-)
+from producers.invoker.fal import FalError, FalGateway, FalState, FalStatus, output_url_of, trim_result
+from producers.invoker.request import Job
+from producers.outside import changes_for_log, fit_for_event
+from producers.publishing.delivery import FlushReport
+from producers.publishing.entries import InvalidStatusEvent, JobRef, StatusEntry, status_entry_from
+from producers.publishing.publisher import MetricsSink, StatusPublisher
+from producers.publishing.putevents import Backoff
 
 logger = Logger(child=True)
 
@@ -71,149 +47,12 @@ FAL_RESULT_INVALID: Final = "FAL_RESULT_INVALID"
 DEADLINE_EXCEEDED: Final = "DEADLINE_EXCEEDED"
 JOB_KEY_PREFIX: Final = "fal-invoker.job"
 SUBMIT_KEY_PREFIX: Final = "fal-invoker.submit"
-# Room left in `result` for the request id and the list of dropped keys.
-RESULT_RESERVE_BYTES: Final = 1024
 
 T = TypeVar("T")
 
 
-class BadRecord(ValueError):
-    """A record that is not a usable VideoGenerationRequested: no job can even be named."""
-
-
 class DeadlineReached(Exception):
     """The wait on Fal ran into the function's deadline."""
-
-
-class VideoRequest(BaseModel):
-    """The `detail` of `VideoGenerationRequested` (DESIGN §2), as far as a job can be named."""
-
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_alias=True, extra="ignore", frozen=True)
-
-    job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN)
-    user_id: str = Field(min_length=1, max_length=256)
-    created_at: str | None = None
-    model: Any = None  # checked by `input_problem`, so a bad one is a FAILED job, not a bad record
-    input: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A request made concrete: who, which job, and what to run."""
-
-    ref: JobRef
-    model: Any
-    arguments: Any
-    request: dict[str, Any] | None = None  # the events' `request` ({model, input}, made storable)
-
-    @property
-    def key(self) -> dict[str, str]:
-        """The idempotency data: the jobId alone."""
-        return {"jobId": self.ref.job_id}
-
-
-def job_id_for(envelope_id: str) -> str:
-    """A UUID4 for a request that names no job, derived from the event id so that a redelivery
-    of the same event names the same job (a random one would submit it to Fal twice)."""
-    digest = hashlib.sha256(envelope_id.encode()).digest()[:16]
-    return str(uuid.UUID(bytes=digest, version=4))
-
-
-def parse_request(event: Mapping[str, Any], now: Callable[[], str] = utc_now) -> Job:
-    """The job an EventBridge `VideoGenerationRequested` event asks for; `BadRecord` if none."""
-    if event.get("detail-type") != REQUEST_DETAIL_TYPE:
-        raise BadRecord(f"detail-type is {event.get('detail-type')!r}, not {REQUEST_DETAIL_TYPE}")
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise BadRecord("the event has no detail object")
-    try:
-        request = VideoRequest.model_validate(detail)
-    except ValidationError as error:
-        raise BadRecord(f"the detail names no valid job: {error}") from error
-    envelope_id = str(event.get("id") or "")
-    if request.job_id is None and not envelope_id:
-        raise BadRecord("the request has neither a jobId nor an event id to derive one from")
-    job_id = request.job_id or job_id_for(envelope_id)
-    created_at = request.created_at
-    if created_at is not None:
-        try:
-            created_at = format_timestamp(parse_timestamp(created_at))
-        except ValueError:
-            logger.warning("createdAt unreadable; using the invoker's clock", extra={"jobId": job_id})
-            created_at = None
-    return Job(
-        JobRef(job_id, request.user_id, created_at or now()),
-        request.model,
-        request.input,
-        request_of(job_id, request.model, request.input),
-    )
-
-
-def request_of(job_id: str, model: Any, arguments: Any) -> dict[str, Any] | None:
-    """The `request` every event of the job carries (DESIGN §2), logged when made storable or left out."""
-    made = request_field(model, arguments)
-    if made.changes:
-        logger.warning(
-            "the job's input made storable for the request field",
-            extra={"jobId": job_id, **changes_for_log(made.changes)},
-        )
-    if made.value is None:
-        logger.warning(
-            "the job's events carry no request field", extra={"jobId": job_id, "reason": made.problem}
-        )
-    return made.value
-
-
-def input_problem(job: Job) -> str | None:
-    """Why the job's model or input cannot go to Fal, or None."""
-    if not isinstance(job.model, str) or not job.model.strip():
-        return "model must be a non-empty string (a Fal application id)"
-    if not isinstance(job.arguments, dict):
-        return "input must be a JSON object (the Fal arguments)"
-    return None
-
-
-def output_url_of(result: Mapping[str, Any]) -> str | None:
-    """The video URL in a Fal result (`video.url`, else the first of `videos`)."""
-    video = result.get("video")
-    if isinstance(video, dict) and isinstance(video.get("url"), str):
-        return str(video["url"])
-    videos = result.get("videos")
-    if (
-        isinstance(videos, list)
-        and videos
-        and isinstance(videos[0], dict)
-        and isinstance(videos[0].get("url"), str)
-    ):
-        return str(videos[0]["url"])
-    return None
-
-
-def _json_size(value: Any) -> int | None:
-    try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
-    except (TypeError, ValueError):
-        return None
-
-
-def trim_result(result: Mapping[str, Any], request_id: str, limit: int = MAX_RESULT_BYTES) -> dict[str, Any]:
-    """The Fal result as event metadata within `limit` bytes: smallest fields first, the rest named."""
-    trimmed: dict[str, Any] = {"falRequestId": request_id}
-    budget = limit - RESULT_RESERVE_BYTES - (_json_size(trimmed) or 0)
-    dropped: list[str] = []
-    sized = [(key, _json_size({key: value})) for key, value in result.items() if key != "falRequestId"]
-    for key, size in sorted(sized, key=lambda pair: (pair[1] is None, pair[1] or 0, pair[0])):
-        if size is not None and size + 1 <= budget:
-            trimmed[key] = result[key]
-            budget -= size + 1
-        else:
-            dropped.append(key)
-    if dropped:
-        names = sorted(dropped)
-        while names and (_json_size(names) or 0) > RESULT_RESERVE_BYTES - 64:
-            names.pop()
-        trimmed["droppedKeys"] = names
-    return trimmed
 
 
 @dataclass
@@ -237,13 +76,15 @@ class JobRunner:
     publisher: StatusPublisher
     persistence_job: BasePersistenceLayer
     persistence_submit: BasePersistenceLayer
-    metrics: MetricsPort | None = None
+    metrics: MetricsSink | None = None
     config: RunnerConfig = field(default_factory=RunnerConfig)
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
+        # Fal's own retries: exponential with full jitter and no cap (the deadline bounds them).
+        self._backoff = Backoff(base_seconds=self.config.retry_base_seconds, cap_seconds=math.inf)
         expiry = self.config.idempotency_expiry_seconds
         self._job_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
         self._submit_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
@@ -320,9 +161,8 @@ class JobRunner:
     def _run_job(self, job: Job, key: dict[str, str], deadline: float) -> dict[str, Any]:
         ref = job.ref
         self._emit(job, Status.QUEUED)
-        problem = input_problem(job)
-        if problem is not None:
-            return self._fail(job, FalError(INVALID_INPUT, problem, retryable=False))
+        if job.problem is not None:
+            return self._fail(job, FalError(INVALID_INPUT, job.problem, retryable=False))
         model: str = job.model
         try:
             submitted = self._submit_once(key=key, job=job, deadline=deadline)
@@ -398,8 +238,7 @@ class JobRunner:
             except concurrent.futures.TimeoutError as error:
                 raise DeadlineReached from error
             except FalError as error:
-                ceiling = self.config.retry_base_seconds * 2 ** (attempt - 1)
-                pause = self.rng.uniform(0, ceiling)
+                pause = self._backoff.delay(attempt, self.rng)
                 if (
                     not error.retryable
                     or attempt >= self.config.max_attempts

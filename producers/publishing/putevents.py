@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
+from jobstatus.errors import client_error_code
 from jobstatus.events import EVENTBRIDGE_MAX_ENTRY_BYTES, put_events_entry_size
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def chunks(entries: Sequence[Entry]) -> Iterator[list[Entry]]:
 def failure_of_call(error: Exception) -> EntryFailure:
     """Classify an exception raised by a whole PutEvents call."""
     if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", "Unknown"))
+        code = client_error_code(error) or "Unknown"
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return EntryFailure(code, str(error), code in RETRYABLE_CODES or status >= 500)
     if isinstance(error, ConnectionError | HTTPClientError):

@@ -21,8 +21,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import DETAIL_TYPE, SOURCES
-from producers.publisher import MetricsPort
-from producers.putevents import Backoff, Entry, EventsPort, put_with_retries
+from producers.publishing.publisher import MetricsSink
+from producers.publishing.putevents import Backoff, Entry, EventsPort, put_with_retries
 
 logger = Logger()
 metrics = Metrics()
@@ -41,7 +41,7 @@ class RepublisherDeps:
     """What the handler needs."""
 
     events: EventsPort
-    metrics: MetricsPort | None = None
+    metrics: MetricsSink | None = None
     budget_seconds: float = 5.0
     clock: Callable[[], float] = time.monotonic
     backoff: Backoff = field(default_factory=lambda: Backoff(base_seconds=0.05, cap_seconds=1.0))
