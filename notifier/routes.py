@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from api.core import Caller, may_read
+from api.core import may_read
 from api.store import Item, Page
+from jobstatus.http import Caller
 from notifier.core import (
     CONNECTION_EXPIRED,
     INTERNAL_ERROR,

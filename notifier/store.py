@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from api.core import Caller
+from jobstatus.http import Caller
 from notifier.core import CONNECTION_TTL_SECONDS, Subscriber
 
 if TYPE_CHECKING:

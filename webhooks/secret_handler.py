@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools import Logger
 from botocore.session import Session
 
-from api.core import ApiError, caller_from_claims, cors_headers, error_body
+from api.core import ApiError, caller_from_claims, cors_headers
+from jobstatus.http import error_body
 from webhooks.settings import WebhookSettings
 from webhooks.signing import read_master_secret, user_secret
 

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from api.core import Caller
 from api.store import JobReader
 from jobstatus.events import JobStatusChanged
+from jobstatus.http import Caller
 from local.template import Template
 from notifier.handler import NotifierDeps
 from notifier.handler import handle as notify

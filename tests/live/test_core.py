@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from api.core import Caller
+from jobstatus.http import Caller
 from notifier.core import (
     Ping,
     ProtocolError,
