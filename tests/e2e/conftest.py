@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from local.auth import SigningKey, issue_token
-from local.dynamodb_local import free_port
+from local.engines import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBSTATUS = Path(sys.executable).parent / "jobstatus"
