@@ -113,6 +113,13 @@ class RunningStack:
             process.wait()
             raise
 
+    def kill(self) -> None:
+        """SIGKILL (`kill -9`): nothing runs its shutdown, nothing is saved on the way out."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait(timeout=30)
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
