@@ -276,3 +276,18 @@ def test_after_kill_9_a_start_shows_every_archived_job_identical(stack: RunningS
     # Every job that reached the archive is back as it was, not just this test's.
     after = jobs_table_items(stack)
     assert {j: after.get(j) for j in archived} == {j: everything.get(j) for j in archived}
+
+
+def test_jobstatus_smoke_passes_against_the_local_stack(stack: RunningStack) -> None:
+    smoke = subprocess.run(
+        [str(JOBSTATUS), "smoke", "--local", str(stack.data_dir), "--poll", "0.3", "--timeout", "60"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    steps = [line.split()[1] for line in smoke.stdout.splitlines()]
+    assert steps == ["API", "submitted", "projected", "finished", "listed", "passed"]
+    assert f"smoke: API {stack.url}/v1/jobs" in smoke.stdout
