@@ -362,7 +362,10 @@ class LocalStack:
         # code (same fold, same writer), before any poller runs.
         path = self.data_dir / ARCHIVE_FILE
         table = self.resources.tables.get("JobsTable")
-        if table is None or not path.exists():
+        if table is None:
+            return
+        if not path.exists():
+            self.notes.append(f"Jobs table starts empty: no {path.name} yet to restore it from")
             return
         started = time.monotonic()
         restored = restore_jobs(path, self._clients["dynamodb"], table, self.template)
