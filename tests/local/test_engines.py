@@ -1,4 +1,4 @@
-"""`local.engines`: the cache, dynalite's fetch and start-up failures, and that nothing needs Java."""
+"""`local.engines`: the cache, dynalite's fetch and start-up failures, and that no code runs a jar."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_moto_server_answers_on_loopback_and_reset_empties_it() -> None:
         assert sqs.list_queues().get("QueueUrls", []) == []
 
 
-def test_nothing_in_the_code_fetches_or_runs_java() -> None:
+def test_no_tracked_code_fetches_or_runs_a_jar() -> None:
     # Built from pieces so that this file does not match itself.
     forbidden = re.compile(
         "|".join(["dynamo-db-" + "local", r"DynamoDBLocal\." + "jar", r"\bja" + r"va\b"]), re.I
