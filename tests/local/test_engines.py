@@ -140,3 +140,16 @@ def test_no_tracked_code_fetches_or_runs_a_jar() -> None:
         if forbidden.search(line)
     ]
     assert hits == []
+
+
+def test_without_node_the_dynalite_test_runs_are_skipped_saying_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.conftest import _DynaliteOnce
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    once = _DynaliteOnce()
+    expected = r"^dynalite runs skipped: node not found on PATH: install Node\.js \(with npm\) to run"
+    with pytest.raises(pytest.skip.Exception, match=expected):
+        once.endpoint()
+    assert once.engine is None
