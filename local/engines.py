@@ -149,6 +149,71 @@ class MotoServer:
         self.stop()
 
 
+class MotoProcess:
+    """moto server in a process of its own on 127.0.0.1, for DynamoDB in the local stack.
+
+    Its own process keeps moto's CPU-heavy expression handling (tens of ms per conditional
+    UpdateItem) off the stack's interpreter lock. It reads its stdin until end of file, so it
+    exits with the stack even after a `kill -9`, when the pipe closes.
+    """
+
+    name: Final = "moto"
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint URL to give botocore (`AWS_ENDPOINT_URL_DYNAMODB`)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
+        """Start the process and wait until it answers; `EngineError` (one line) when it does not."""
+        command = [sys.executable, "-m", "local.engines", "serve-moto", str(self.port)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for_http(f"{self.endpoint}/moto-api/", timeout)
+        except TimeoutError as error:
+            self.stop()
+            raise not_started("moto server", str(error)) from None
+        return self
+
+    def stop(self) -> None:
+        """Stop the process: close its stdin, then terminate it if it lingers."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            process.wait(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def serve_moto(port: int) -> int:
+    """Run moto server on 127.0.0.1:`port` until stdin ends (`MotoProcess`'s child)."""
+    server = MotoServer(port).start()
+    try:
+        sys.stdin.buffer.read()
+    finally:
+        server.stop()
+    return 0
+
+
 # --- dynalite ----------------------------------------------------------------------------------
 
 
@@ -286,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     Without npm it says so and exits 0: the dynalite tests are then skipped with that reason.
     """
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "serve-moto" and args[1].isdigit():
+        return serve_moto(int(args[1]))
     if not args or args[0] != "fetch-dynalite" or set(args[1:]) - {"--quiet"}:
         print("usage: python -m local.engines fetch-dynalite [--quiet]", file=sys.stderr)
         return 2

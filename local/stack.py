@@ -1,11 +1,11 @@
 """The whole system on one machine: engines, resources from the template, functions, HTTP API.
 
-`LocalStack.start()` brings up moto server (DynamoDB in memory, EventBridge, SQS; dynalite or the
-user's own engine for DynamoDB when asked), every resource of `template.yaml`, the Jobs table
-rebuilt from the archive copy (`archive.jsonl`, the truth), the functions (imported in this
-process, fed by SQS pollers or the HTTP gateway as AWS feeds them), a simulated Fal unless
-`FAL_KEY` is set, and the HTTP API. `stop()` undoes it all, in reverse order; the archive and
-waiting messages are kept in the data folder for the next start.
+`LocalStack.start()` brings up moto server (EventBridge and SQS in this process; DynamoDB in memory
+in a moto process of its own, or dynalite, or the user's own engine), every resource of
+`template.yaml`, the Jobs table rebuilt from the archive copy (`archive.jsonl`, the truth), the
+functions (imported in this process, fed by SQS pollers or the HTTP gateway as AWS feeds them), a
+simulated Fal unless `FAL_KEY` is set, and the HTTP API. `stop()` undoes it all, in reverse order;
+the archive and waiting messages are kept in the data folder for the next start.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from local.apigw import Route, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
-from local.engines import Dynalite, EngineError, MotoServer, external_endpoint
+from local.engines import Dynalite, EngineError, MotoProcess, MotoServer, external_endpoint
 from local.functions import FunctionSpec, FunctionTimeout, functions_from_template
 from local.persistence import (
     ARCHIVE_FILE,
@@ -182,7 +182,7 @@ class LocalStack:
         self.archive: ArchiveKeeper | None = None
         self.fal_mode = "none"
         self._moto: MotoServer | None = None
-        self._dynamodb: Dynalite | None = None
+        self._dynamodb: Dynalite | MotoProcess | None = None
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
         self._uninstall_fal: Callable[[], None] | None = None
@@ -255,7 +255,7 @@ class LocalStack:
             ("archive copy", self._stop_archive),
             ("queue save", self._save_queues),
             ("moto server", self._stop_moto),
-            ("dynalite", self._stop_dynamodb),
+            ("DynamoDB engine", self._stop_dynamodb),
             ("functions", self._unload_functions),
         ]
         for name, step in steps:
@@ -304,7 +304,9 @@ class LocalStack:
             return Engines(moto, self._dynamodb.endpoint, "dynalite")
         if self.config.dynamodb_engine != "moto":
             raise EngineError(f"unknown DynamoDB engine {self.config.dynamodb_engine!r}: moto or dynalite")
-        return Engines(moto, moto, "moto")
+        # DynamoDB on a moto server of its own: see MotoProcess.
+        self._dynamodb = MotoProcess().start()
+        return Engines(moto, self._dynamodb.endpoint, "moto")
 
     def _set_env(self, name: str, value: str) -> None:
         if name not in self._saved_env:

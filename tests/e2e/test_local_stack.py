@@ -222,6 +222,12 @@ def test_wiping_the_table_and_replaying_the_archive_gives_identical_items(stack:
     assert after == before
 
 
+def port_open(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def archived_job_ids(stack: RunningStack) -> set[str]:
     """The jobs with at least one event in the stack's archive copy."""
     lines = (stack.data_dir / "archive.jsonl").read_text().splitlines()
@@ -270,7 +276,13 @@ def test_after_kill_9_a_start_shows_every_archived_job_identical(stack: RunningS
     everything = jobs_table_items(stack)
     archived = archived_job_ids(stack)
     assert set(ids) <= archived
+    dynamodb_port = int(stack.described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"].rsplit(":", 1)[1])
     stack.kill()
+    # The DynamoDB engine's own process ends too: it sees its parent's pipe close.
+    deadline = time.monotonic() + 20
+    while port_open(dynamodb_port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not port_open(dynamodb_port)
     stack.start()
     assert settled_snapshot(stack, ids) == before
     # Every job that reached the archive is back as it was, not just this test's.

@@ -14,6 +14,7 @@ from local.engines import (
     DYNALITE_VERSION,
     Dynalite,
     EngineError,
+    MotoProcess,
     MotoServer,
     cache_dir,
     dynalite_script,
@@ -153,3 +154,16 @@ def test_without_node_the_dynalite_test_runs_are_skipped_saying_why(
     with pytest.raises(pytest.skip.Exception, match=expected):
         once.endpoint()
     assert once.engine is None
+
+
+def test_a_moto_process_answers_and_ends_when_its_stdin_closes() -> None:
+    # Given a moto server process (the local stack's DynamoDB)
+    engine = MotoProcess().start()
+    process = engine._process
+    assert process is not None and process.stdin is not None
+    wait_for_http(f"{engine.endpoint}/moto-api/", timeout=5)
+    # When its parent goes away (its end of the pipe closes, as after a kill -9)
+    process.stdin.close()
+    # Then it ends by itself
+    assert process.wait(timeout=20) == 0
+    engine.stop()
