@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.restore [--events 100000] [--seed 1]
 
 Writes `--events` archived events (3-4 per job, as `bench.projector` makes them, each once, as
-the archive holds them) to a temporary `archive.jsonl`, starts moto server in this process as the
-local stack does (dynalite with BENCH_DYNAMODB_ENGINE=dynalite), makes the template's Jobs table
+the archive holds them) to a temporary `archive.jsonl`, starts moto server in a process of its own
+as the local stack does (dynalite with BENCH_DYNAMODB_ENGINE=dynalite), makes the template's Jobs table
 and times `local.persistence.restore_jobs`, the stack's own restore: the rebuild's fold and
 writer, batched like ProjectorFn. Then checks the table holds exactly the pure fold's items.
 Exit status 1 when it does not.
@@ -38,10 +38,10 @@ JOBS_PER_MINUTE: Final = 60.0  # so the whole history lies in the last two days
 
 @contextlib.contextmanager
 def engine() -> Iterator[str]:
-    """The engine the local stack would run: moto server in this process, or dynalite."""
-    from local.engines import Dynalite, MotoServer
+    """The engine the local stack runs: moto server in a process of its own, or dynalite."""
+    from local.engines import Dynalite, MotoProcess
 
-    with Dynalite() if dynamodb_engine_name() == "dynalite" else MotoServer() as running:
+    with Dynalite() if dynamodb_engine_name() == "dynalite" else MotoProcess() as running:
         yield running.endpoint
 
 

@@ -153,8 +153,9 @@ class MotoProcess:
     """moto server in a process of its own on 127.0.0.1, for DynamoDB in the local stack.
 
     Its own process keeps moto's CPU-heavy expression handling (tens of ms per conditional
-    UpdateItem) off the stack's interpreter lock. It reads its stdin until end of file, so it
-    exits with the stack even after a `kill -9`, when the pipe closes.
+    UpdateItem) off the stack's interpreter lock, and it serves one request at a time (see
+    `serve_moto`). It reads its stdin until end of file, so it exits with the stack even after
+    a `kill -9`, when the pipe closes.
     """
 
     name: Final = "moto"
@@ -205,12 +206,30 @@ class MotoProcess:
 
 
 def serve_moto(port: int) -> int:
-    """Run moto server on 127.0.0.1:`port` until stdin ends (`MotoProcess`'s child)."""
-    server = MotoServer(port).start()
+    """Run moto server on 127.0.0.1:`port`, one request at a time, until stdin ends (`MotoProcess`'s child).
+
+    One request at a time: moto's DynamoDB has no locks, so two threads running conditional
+    UpdateItems on one item can both pass the condition and the older version win, which
+    DynamoDB never allows (measured here with concurrent projectors). Served in turn, each
+    request is atomic, as on DynamoDB.
+    """
+    import threading
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     try:
         sys.stdin.buffer.read()
     finally:
-        server.stop()
+        server.shutdown()
     return 0
 
 

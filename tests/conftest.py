@@ -1,11 +1,12 @@
 """Shared fixtures: fake credentials, the DynamoDB engines, moto server, tables made from template.yaml.
 
 The DynamoDB fixtures (`dynamodb_engine` → `dynamodb_endpoint` → `ddb` → `jobs_table`) run the
-store's tests on both open-source engines (DESIGN §7): moto server and dynalite, each started
-once per session on a free loopback port. Where node or npm is missing, the dynalite runs are
-skipped with the reason. When `AWS_ENDPOINT_URL_DYNAMODB` is set, the tests use that engine
-(the user's own, "external") instead of both. moto server (EventBridge, SQS) runs once per
-session. Every test that needs a table gets its own, so tests never share state.
+store's tests on both open-source engines (DESIGN §7): moto server (a process of its own, as the
+local stack runs it) and dynalite, each started once per session on a free loopback port. Where
+node or npm is missing, the dynalite runs are skipped with the reason. When
+`AWS_ENDPOINT_URL_DYNAMODB` is set, the tests use that engine (the user's own, "external")
+instead of both. moto server (EventBridge, SQS) runs once per session. Every test that needs a
+table gets its own, so tests never share state.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ os.environ.update(
 for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL") or n == "AWS_PROFILE"]:
     del os.environ[_name]
 
-from local.engines import Dynalite, EngineError, MotoServer, dynalite_unavailable, wait_table_active  # noqa: E402
+from local.engines import (  # noqa: E402
+    Dynalite,
+    EngineError,
+    MotoProcess,
+    MotoServer,
+    dynalite_unavailable,
+    wait_table_active,
+)
 from local.template import Template  # noqa: E402
 
 if TYPE_CHECKING:
@@ -145,6 +153,13 @@ def _dynalite() -> Iterator[_DynaliteOnce]:
 
 
 @pytest.fixture(scope="session")
+def _moto_dynamodb() -> Iterator[str]:
+    # As the local stack runs it: a process of its own that serves one request at a time.
+    with MotoProcess() as moto:
+        yield moto.endpoint
+
+
+@pytest.fixture(scope="session")
 def dynamodb_engine(request: pytest.FixtureRequest) -> str:
     """Which DynamoDB engine the test runs on: `moto`, `dynalite` or `external` (see `engines_for`)."""
     return str(getattr(request, "param", "external" if EXTERNAL_DYNAMODB else "moto"))
@@ -159,7 +174,7 @@ def dynamodb_endpoint(dynamodb_engine: str, request: pytest.FixtureRequest) -> s
     if dynamodb_engine == "dynalite":
         once: _DynaliteOnce = request.getfixturevalue("_dynalite")
         return once.endpoint()
-    return str(request.getfixturevalue("moto_server"))
+    return str(request.getfixturevalue("_moto_dynamodb"))
 
 
 @pytest.fixture
