@@ -1,4 +1,4 @@
-"""Benchmark: GetJobFn's request latency on DynamoDB Local, and its cold init against boto3's floor.
+"""Benchmark: GetJobFn's request latency on moto server (or dynalite), and its cold init vs boto3's floor.
 
     .venv/bin/python -m bench.api [--requests 600] [--runs 15] [--step-runs 5]
 
@@ -36,7 +36,8 @@ from typing import Any, Final
 from bench.common import (
     create_jobs_table,
     dynamodb_client,
-    dynamodb_local,
+    dynamodb_engine,
+    dynamodb_engine_name,
     fake_aws_environment,
     print_table,
     verdict,
@@ -213,7 +214,7 @@ def _timed(call: Callable[[], dict[str, Any]], expected: int, count: int) -> lis
 
 
 def report_latency(requests: int) -> None:
-    """Fill a table on DynamoDB Local through the projector's writer; time the handler's answers."""
+    """Fill a table on the DynamoDB engine through the projector's writer; time the handler's answers."""
     from api.core import CursorCodec
     from api.handler import Dependencies, handle
     from api.handler import dynamodb_client as api_client
@@ -224,7 +225,7 @@ def report_latency(requests: int) -> None:
     from projector.fold import coalesce
     from projector.store import JobStore
 
-    with dynamodb_local() as endpoint:
+    with dynamodb_engine() as endpoint:
         writer = dynamodb_client(endpoint)
         table = create_jobs_table(writer, Template.read(Stage="bench"))
         created = utc_now()
@@ -302,7 +303,7 @@ def report_latency(requests: int) -> None:
                 ]
             )
         print_table(
-            "GetJobFn in-process on DynamoDB Local (ms per request)",
+            f"GetJobFn in-process on {dynamodb_engine_name()} (ms per request)",
             ["request", "requests", "p50 ms", "p99 ms", "mean ms"],
             rows,
         )

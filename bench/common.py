@@ -1,4 +1,7 @@
-"""What every benchmark needs: DynamoDB Local with the template's tables, request counts, a table.
+"""What every benchmark needs: a DynamoDB engine with the template's tables, request counts, a table.
+
+The engine is moto server in a process of its own (an in-process one would take the GIL from the
+code being measured), or dynalite with `BENCH_DYNAMODB_ENGINE=dynalite`; every table says which.
 
 A benchmark is a module run from the repository root (`.venv/bin/python -m bench.NAME`, as
 `make bench` runs it), so it imports the project the same way the tests do.
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -50,15 +55,45 @@ def fake_aws_environment() -> None:
     )
 
 
-@contextlib.contextmanager
-def dynamodb_local() -> Iterator[str]:
-    """A DynamoDB Local process for the benchmark's lifetime; its endpoint URL."""
-    from local.dynamodb_local import DynamoDBLocal, java_available
+ENGINES: Final = ("moto", "dynalite")
 
-    if not java_available():
-        raise SystemExit("java not found: the benchmarks measure DynamoDB Local, which needs Java")
-    with DynamoDBLocal() as engine:
-        yield engine.endpoint
+
+def dynamodb_engine_name() -> str:
+    """The DynamoDB engine the benchmarks run on: `$BENCH_DYNAMODB_ENGINE`, moto by default."""
+    name = os.environ.get("BENCH_DYNAMODB_ENGINE", "moto")
+    if name not in ENGINES:
+        raise SystemExit(f"BENCH_DYNAMODB_ENGINE={name!r}: choose moto or dynalite")
+    return name
+
+
+@contextlib.contextmanager
+def dynamodb_engine() -> Iterator[str]:
+    """The benchmark's DynamoDB engine (see `dynamodb_engine_name`) for its lifetime; its endpoint URL."""
+    from local.engines import Dynalite, EngineError, free_port, not_started, wait_for_http
+
+    if dynamodb_engine_name() == "dynalite":
+        try:
+            with Dynalite() as dynalite:
+                yield dynalite.endpoint
+        except EngineError as error:
+            raise SystemExit(str(error)) from None
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_for_http(f"{endpoint}/moto-api/")
+        except TimeoutError as error:
+            raise SystemExit(str(not_started("moto server", str(error)))) from None
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def dynamodb_client(endpoint: str) -> DynamoDBClient:

@@ -78,7 +78,7 @@ def measure(connections: int, changes: int) -> list[float]:
     from api.store import JobReader
     from jobstatus.events import JobStatusChanged, format_timestamp
     from local.auth import Authorizer, SigningKey, issue_token
-    from local.dynamodb_local import free_port
+    from local.engines import free_port
     from local.live import LiveUpdates, connections_endpoint
     from local.template import Template
     from notifier.handler import NotifierDeps

@@ -1,4 +1,4 @@
-"""What status publishing adds to a job: StatusPublisher on a moto bus vs direct UpdateItem on DynamoDB Local.
+"""What status publishing adds to a job: StatusPublisher on a moto bus vs direct UpdateItem on moto server.
 
 Each job is an InvokerQueue record run by FalInvokerFn's own handler on a simulated Fal
 (QUEUED → PROCESSING → COMPLETED), which defers the flush and the deletion of its record until
@@ -11,7 +11,7 @@ Between jobs, outside the timed region, the bus's target queue and the outbox ar
 row, what one synchronous send costs under the same conditions. Four conditions for each way:
 
 - healthy: moto server's EventBridge (rule → SQS, so delivered events are counted) /
-  DynamoDB Local;
+  moto server's DynamoDB (dynalite with BENCH_DYNAMODB_ENGINE=dynalite);
 - unreachable: a closed port on 127.0.0.1;
 - throttled: every call answered HTTP 400 ThrottlingException (ProvisionedThroughputExceeded
   for DynamoDB), injected as a botocore `before-send` response, so botocore parses it as real;
@@ -435,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
-    from bench.common import create_jobs_table, dynamodb_local
-    from local.dynamodb_local import free_port
+    from bench.common import create_jobs_table, dynamodb_engine
+    from local.engines import free_port
     from local.template import Template
     from producers.aws import FAST_FAIL
 
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 "a synchronous send",
             ]
         )
-        with contextlib.nullcontext() if args.publisher_only else dynamodb_local() as ddb_endpoint:
+        with contextlib.nullcontext() if args.publisher_only else dynamodb_engine() as ddb_endpoint:
             if ddb_endpoint is None:
                 return _print(rows, args, wall)
             template = Template.read(Stage="bench")
@@ -519,10 +519,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print(rows: list[list[object]], args: argparse.Namespace, wall: float) -> int:
+    from bench.common import dynamodb_engine_name
+
     print(
         "publisher = StatusPublisher → EventBridge (moto server), outbox on SQS, as FalInvokerFn runs it: "
         "the emits on the job's path, the flush and the record's delete after the response (Lambda "
-        "extension); direct = the seeds' UpdateItem per transition on DynamoDB Local, all on the path. "
+        f"extension); direct = the seeds' UpdateItem per transition on {dynamodb_engine_name()}, "
+        "all on the path. "
         "landed = events on the bus (counted from the rule's queue) or items written; outbox = undelivered "
         "events found in the outbox queue; lost = in neither; records deleted = InvokerQueue records "
         "deleted after their events were settled. The target holds when p99 ≤ its bound, every job "

@@ -1,4 +1,4 @@
-"""Benchmark: ProjectorFn against a naive one-write-per-event projector, on DynamoDB Local.
+"""Benchmark: ProjectorFn against a naive one-write-per-event projector, on moto server (or dynalite).
 
     .venv/bin/python -m bench.projector [--events 20000] [--jobs-per-minute 4] [--seed 1]
 
@@ -31,7 +31,8 @@ from bench.common import (
     RequestCounter,
     create_jobs_table,
     dynamodb_client,
-    dynamodb_local,
+    dynamodb_engine,
+    dynamodb_engine_name,
     fake_aws_environment,
     print_table,
     scan_items,
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         return workload, list(sqs_batches(workload.deliveries, batch_size)), expected
 
     # The workload is made while the JVM starts: the two mostly use different cores.
-    with ThreadPoolExecutor(max_workers=1) as pool, dynamodb_local() as endpoint:
+    with ThreadPoolExecutor(max_workers=1) as pool, dynamodb_engine() as endpoint:
         workload, batches, expected = pool.submit(prepare).result()
         warm_up(endpoint, list(sqs_batches(workload.deliveries[: args.warm_up * batch_size], batch_size)))
         runs = [
@@ -315,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(workload.deliveries)} deliveries ({len(workload.events)} unique events + "
         f"{len(workload.deliveries) - len(workload.events)} duplicates) of {workload.jobs} jobs arriving "
         f"{args.jobs_per_minute:g}/minute, replay order (by the minute, shuffled within), "
-        f"{len(batches)} SQS batches of {batch_size} (ProjectorFn's BatchSize), DynamoDB Local"
+        f"{len(batches)} SQS batches of {batch_size} (ProjectorFn's BatchSize), "
+        f"DynamoDB on {dynamodb_engine_name()}"
     )
     print_table(
         "Projector throughput",

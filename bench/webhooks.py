@@ -119,7 +119,7 @@ def main() -> None:
     import boto3
 
     from jobstatus.codec import to_item
-    from local.dynamodb_local import free_port
+    from local.engines import free_port
     from local.template import Template
     from webhooks import dispatcher, sender_handler
     from webhooks.dispatch import delivery_of

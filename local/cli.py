@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 from local.auth import SigningKey, issue_token
 
 if TYPE_CHECKING:
-    from local.stack import LocalStack
+    from local.stack import LocalStack, StackConfig
 
 DEFAULT_DATA_DIR: Final = Path(".local")
 DEFAULT_PORT: Final = 3000
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add `local`, `token` and `demo` to the `jobstatus` command line."""
     local = subparsers.add_parser(
         "local",
-        help="run the whole system locally (DynamoDB Local, moto, the functions, the HTTP API)",
+        help="run the whole system locally (moto server, the functions, the HTTP API)",
         description="Run the whole system on this machine until Ctrl-C. Resources come from template.yaml.",
     )
     local.add_argument(
@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=int(os.environ.get("PORT", DEFAULT_PORT)),
         help="HTTP API port on 127.0.0.1 (default: $PORT, else 3000)",
     )
-    local.add_argument("--data-dir", help="where tables, archive and keys are kept (default: .local)")
+    local.add_argument(
+        "--data-dir", help="where the archive, queued messages and keys are kept (default: .local)"
+    )
     local.add_argument("--stage", default="dev", help="the template's Stage parameter (default: dev)")
     local.add_argument(
         "--fal-latency",
@@ -62,9 +64,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="share of simulated Fal jobs that fail, 0..1 (default: $LOCAL_FAL_FAILURE_RATE, else 0.1)",
     )
     local.add_argument(
-        "--no-dynamodb-local",
-        action="store_true",
-        help="run DynamoDB on moto (in memory) even where Java is present",
+        "--dynamodb-engine",
+        choices=("moto", "dynalite"),
+        default="moto",
+        help="the DynamoDB engine to start (default moto; dynalite needs node). "
+        "AWS_ENDPOINT_URL_DYNAMODB set: your own engine is used instead",
     )
     local.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
     local.set_defaults(run=run_local)
@@ -126,7 +130,7 @@ def banner(stack: LocalStack) -> str:
         f"  DynamoDB     {describe['dynamodb']} at {describe['endpoints']['AWS_ENDPOINT_URL_DYNAMODB']}",
         f"  EventBridge  moto at {describe['endpoints']['AWS_ENDPOINT_URL_EVENTBRIDGE']} (SQS too)",
         f"  Fal          {describe['fal']}",
-        f"  Data         {stack.data_dir} (tables, archive.jsonl, signing key, stack.json)",
+        f"  Data         {stack.data_dir} (archive.jsonl, queued messages, signing key, stack.json)",
         "",
         "  Routes:",
         *[f"    {route}" for route in describe["routes"]],
@@ -153,10 +157,22 @@ def banner(stack: LocalStack) -> str:
     return "\n".join(lines)
 
 
+def _engines_line(config: StackConfig) -> str:
+    """Which engines a start brings up, said before it starts (the user's own DynamoDB included)."""
+    from local.engines import BYO_VARIABLE, external_endpoint
+
+    if own := external_endpoint():
+        return f"moto server, DynamoDB at {own} (your own engine: {BYO_VARIABLE} is set)"
+    if config.dynamodb_engine == "dynalite":
+        return "moto server, dynalite for DynamoDB"
+    return "moto server (DynamoDB in memory, EventBridge, SQS)"
+
+
 def run_local(args: argparse.Namespace) -> int:
     """Run the local stack in the foreground; Ctrl-C or SIGTERM stops everything it started."""
     import logging
 
+    from local.engines import EngineError
     from local.stack import LocalStack, StackConfig
 
     logging.basicConfig(
@@ -169,11 +185,11 @@ def run_local(args: argparse.Namespace) -> int:
         stage=args.stage,
         fal_latency=args.fal_latency,
         fal_failure_rate=args.fal_failure_rate,
-        use_dynamodb_local=not args.no_dynamodb_local,
+        dynamodb_engine=args.dynamodb_engine,
         verbose=args.verbose,
         template_path=args.template,
     )
-    # SIGHUP too: closing the terminal must also save the archive and stop DynamoDB Local.
+    # SIGHUP too: closing the terminal must also save the archive and stop the engines.
     previous = {number: signal.signal(number, _raise_stopped) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:
         stack = LocalStack(config)
@@ -182,7 +198,7 @@ def run_local(args: argparse.Namespace) -> int:
         return 2
     template = args.template or "template.yaml"
     try:
-        print(f"local: starting DynamoDB Local, moto server, resources from {template} ...", flush=True)
+        print(f"local: starting {_engines_line(config)}, resources from {template} ...", flush=True)
         stack.start()
         print(banner(stack), flush=True)
         # Until Ctrl-C (KeyboardInterrupt) or SIGTERM (_Stopped). A signal may land on any of the
@@ -192,11 +208,14 @@ def run_local(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     except (KeyboardInterrupt, _Stopped):
         print("\nlocal: stopping ...", flush=True)
+    except EngineError as error:
+        print(f"local: cannot start: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"local: cannot start: {error}", file=sys.stderr)
         return 1
     finally:
-        # A second Ctrl-C or SIGTERM must not cut the shutdown short and leave the JVM behind.
+        # A second Ctrl-C or SIGTERM must not cut the shutdown short and leave dynalite behind.
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         for number in previous:
             signal.signal(number, signal.SIG_IGN)

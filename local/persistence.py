@@ -1,4 +1,4 @@
-"""What survives a restart of the local stack besides the tables: the archive and queued messages.
+"""What survives a restart of the local stack: the archive, queued messages, and so the Jobs table.
 
 moto keeps EventBridge and SQS in memory, so a restart would lose the archive (the source of
 truth for `jobstatus rebuild`) and messages still waiting in the queues. `ArchiveKeeper` copies
@@ -6,8 +6,11 @@ every archived event to `.local/archive.jsonl` as it arrives and puts them back 
 archive on start; `save_queues` / `restore_queues` carry the visible messages of each queue
 across a clean stop (messages in flight included; their receive counts start again at zero).
 
-Both reach into moto's in-process backend: the local stack runs moto server in its own process
-(`ThreadedMotoServer`); EventBridge has no API to write into an archive, and SQS none to read
+`restore_jobs` rebuilds the Jobs table (derived state, in memory) from the archive copy at start,
+with the rebuild's own fold and writer (`projector.rebuild.apply_events`, `JobStore`).
+
+The archive and queues reach into moto's in-process backend: the local stack runs moto server in
+its own process (`ThreadedMotoServer`); EventBridge has no API to write into an archive, and SQS none to read
 messages that are in flight.
 """
 
@@ -16,15 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
     from local.resources import QueueInfo
+    from local.template import Template
+    from projector.rebuild import LineProblem
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +85,8 @@ class ArchiveKeeper:
                     event = json.loads(line)
                     event["time"] = _epoch(event.get("time"))
                 except (ValueError, TypeError) as error:
-                    log.warning("%s line %d skipped: %s", self.path, number, error)
+                    # The Jobs table's restore (`restore_jobs`) reports it to the user with its number.
+                    log.info("%s line %d not put back into the archive: %s", self.path, number, error)
                     continue
                 restored.append(event)
         with self._lock:
@@ -166,3 +175,39 @@ def restore_queues(sqs: SQSClient, queues: dict[str, QueueInfo], path: Path) -> 
             restored += 1
     path.unlink()
     return restored
+
+
+DEFAULT_TTL_DAYS: Final = 30
+# Events folded per write round at restore. ProjectorFn's batch (100) would spend about one write
+# per event, since a job's events lie minutes apart in the archive; 10,000 events hold whole jobs,
+# so the restore writes about once per job (4x fewer requests) with bounded memory.
+RESTORE_BATCH_EVENTS: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredJobs:
+    """What `restore_jobs` put back: jobs written, events read, and the lines it skipped."""
+
+    jobs: int
+    events: int
+    problems: list[LineProblem]
+
+
+def restore_jobs(path: Path, dynamodb: DynamoDBClient, table: str, template: Template) -> RestoredJobs:
+    """Fold the archive copy at `path` into the Jobs table `table`, as `jobstatus rebuild --from-file` does.
+
+    With the template's JobTtlDays, so the items are those the projector wrote (the fold gives
+    the same item whatever the batching). A line that cannot be read or written is skipped and
+    reported with its number; every other line is applied.
+    """
+    from projector.rebuild import apply_events
+    from projector.store import JobStore
+
+    ttl_days = int(template.parameters.get("JobTtlDays", DEFAULT_TTL_DAYS))
+    store = JobStore(dynamodb, table, ttl_days)
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        summary = apply_events(
+            lines, store, batch_size=RESTORE_BATCH_EVENTS, ttl_days=ttl_days, now=time.time()
+        )
+    problems = sorted([*summary.invalid, *summary.failed], key=lambda problem: problem.line)
+    return RestoredJobs(jobs=len(summary.jobs), events=summary.events, problems=problems)

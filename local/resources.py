@@ -2,8 +2,8 @@
 
 Everything comes from `template.yaml` through `local.template.Template` (keys, GSIs, TTL, queue
 attributes, redrive policies, event patterns, rule targets with their retry and dead-letter
-settings); nothing here is a second copy. Creation is idempotent: DynamoDB Local keeps its tables
-across restarts, and moto starts empty each time.
+settings); nothing here is a second copy. Creation is idempotent: a user's own DynamoDB engine
+(`AWS_ENDPOINT_URL_DYNAMODB`) may keep its tables across restarts, and moto starts empty each time.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The whole system on one machine: engines, resources from the template, functions, HTTP API.
 
-`LocalStack.start()` brings up DynamoDB Local (persistent under the data folder; moto when Java is
-missing), moto server for EventBridge and SQS, every resource of `template.yaml`, the functions
-(imported in this process, fed by SQS pollers or the HTTP gateway as AWS feeds them), a simulated
-Fal unless `FAL_KEY` is set, and the HTTP API. `stop()` undoes it all, in reverse order; the
-archive and waiting messages are kept in the data folder for the next start.
+`LocalStack.start()` brings up moto server (EventBridge and SQS in this process; DynamoDB in memory
+in a moto process of its own, or dynalite, or the user's own engine), every resource of
+`template.yaml`, the Jobs table rebuilt from the archive copy (`archive.jsonl`, the truth), the
+functions (imported in this process, fed by SQS pollers or the HTTP gateway as AWS feeds them), a
+simulated Fal unless `FAL_KEY` is set, and the HTTP API. `stop()` undoes it all, in reverse order;
+the archive and waiting messages are kept in the data folder for the next start.
 """
 
 from __future__ import annotations
@@ -16,23 +17,28 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from local.apigw import Route, gateway_responses_from_template, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
-from local.dynamodb_local import DynamoDBLocal, free_port, java_available
+from local.engines import Dynalite, EngineError, MotoProcess, MotoServer, external_endpoint
 from local.functions import FunctionSpec, FunctionTimeout, functions_from_template, held_after_response
-from local.persistence import QUEUES_FILE, ArchiveKeeper, restore_queues, save_queues
+from local.persistence import (
+    ARCHIVE_FILE,
+    QUEUES_FILE,
+    ArchiveKeeper,
+    restore_jobs,
+    restore_queues,
+    save_queues,
+)
 from local.poller import SqsPoller
 from local.resources import StackResources, provision
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
 from local.template import TEMPLATE_PATH, Template
-
-if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +50,9 @@ LOCAL_USER_POOL_ARN: Final = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{
 # scales out, and a single thread would run the invoker's long jobs one after another.
 DEFAULT_POLLER_CONCURRENCY: Final = 4
 # The producers' deadlines are tuned for AWS (PutEvents answers in milliseconds there). moto and
-# DynamoDB Local on a busy laptop can take longer than a second, so the local stack gives them
+# dynalite on a busy laptop can take longer than a second, so the local stack gives them
 # more time unless these variables are set already. Only the deadlines change, not the code.
+MAX_PROBLEMS_SHOWN: Final = 20  # bad archive lines printed at start; the rest are counted
 LOCAL_DEADLINES: Final = {
     "SUBMIT_PUBLISH_SECONDS": "5",
     "STATUS_FLUSH_SECONDS": "2",
@@ -62,7 +69,7 @@ class StackConfig:
     stage: str = "dev"
     fal_latency: float = 2.0  # seconds a simulated Fal job takes, on average
     fal_failure_rate: float = 0.1
-    use_dynamodb_local: bool = True
+    dynamodb_engine: str = "moto"  # or "dynalite"; AWS_ENDPOINT_URL_DYNAMODB overrides both
     verbose: bool = False
     template_path: Path | None = None
 
@@ -73,7 +80,7 @@ class Engines:
 
     moto: str
     dynamodb: str
-    dynamodb_engine: str  # "DynamoDB Local" or "moto"
+    dynamodb_engine: str  # "moto", "dynalite" or "AWS_ENDPOINT_URL_DYNAMODB (your own engine)"
 
 
 class FunctionRunner:
@@ -173,8 +180,8 @@ class LocalStack:
         self.signing_key: SigningKey | None = None
         self.archive: ArchiveKeeper | None = None
         self.fal_mode = "none"
-        self._moto: ThreadedMotoServer | None = None
-        self._dynamodb: DynamoDBLocal | None = None
+        self._moto: MotoServer | None = None
+        self._dynamodb: Dynalite | MotoProcess | None = None
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
         self._uninstall_fal: Callable[[], None] | None = None
@@ -210,6 +217,7 @@ class LocalStack:
             self.template, self._clients["dynamodb"], self._clients["sqs"], self._clients["events"]
         )
         self._keep_archive()
+        self._restore_jobs()
         restored = restore_queues(self._clients["sqs"], self.resources.queues, self.data_dir / QUEUES_FILE)
         if restored:
             self.notes.append(f"{restored} queued messages restored from the last run")
@@ -247,7 +255,7 @@ class LocalStack:
             ("archive copy", self._stop_archive),
             ("queue save", self._save_queues),
             ("moto server", self._stop_moto),
-            ("DynamoDB Local", self._stop_dynamodb),
+            ("DynamoDB engine", self._stop_dynamodb),
             ("functions", self._unload_functions),
         ]
         for name, step in steps:
@@ -265,7 +273,7 @@ class LocalStack:
         self.stop()
 
     def _check_port(self) -> None:
-        # Before anything starts: a taken port should cost a second, not DynamoDB Local's start-up.
+        # Before anything starts: a taken port should cost a second, not the engines' start-up.
         if not self.config.port:
             return
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -280,22 +288,25 @@ class LocalStack:
     # --- engines -----------------------------------------------------------------------------
 
     def _start_engines(self) -> Engines:
-        from moto.server import ThreadedMotoServer
+        """moto server always (EventBridge, SQS); DynamoDB on it, on dynalite, or on the user's engine.
 
-        # moto's werkzeug logs every request it serves; the stack's own output is enough.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        moto_port = free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-        self._moto.start()
-        moto = f"http://127.0.0.1:{moto_port}"
-        if self.config.use_dynamodb_local and java_available():
-            self._dynamodb = DynamoDBLocal(db_path=self.data_dir / "dynamodb").start()
-            return Engines(moto, self._dynamodb.endpoint, "DynamoDB Local")
-        self.notes.append(
-            "JAVA NOT FOUND (or --no-dynamodb-local): DynamoDB runs on moto, in memory; "
-            "jobs are lost when this stops. Install Java 17 for DynamoDB Local."
-        )
-        return Engines(moto, moto, "moto")
+        Raises `EngineError` (one line, naming the engine and `AWS_ENDPOINT_URL_DYNAMODB`) when
+        an engine does not start in time.
+        """
+        self._moto = MotoServer().start()
+        self._moto.reset()  # start empty, as a process of its own would
+        moto = self._moto.endpoint
+        if own := external_endpoint():
+            self.notes.append(f"DynamoDB: your own engine at {own} (AWS_ENDPOINT_URL_DYNAMODB is set)")
+            return Engines(moto, own, "AWS_ENDPOINT_URL_DYNAMODB (your own engine)")
+        if self.config.dynamodb_engine == "dynalite":
+            self._dynamodb = Dynalite().start()
+            return Engines(moto, self._dynamodb.endpoint, "dynalite")
+        if self.config.dynamodb_engine != "moto":
+            raise EngineError(f"unknown DynamoDB engine {self.config.dynamodb_engine!r}: moto or dynalite")
+        # DynamoDB on a moto server of its own: see MotoProcess.
+        self._dynamodb = MotoProcess().start()
+        return Engines(moto, self._dynamodb.endpoint, "moto")
 
     def _set_env(self, name: str, value: str) -> None:
         if name not in self._saved_env:
@@ -343,10 +354,34 @@ class LocalStack:
             return
         logical_id = next(iter(self.resources.archives))
         name = self.template.physical_name(logical_id)
-        self.archive = ArchiveKeeper(self.data_dir / "archive.jsonl", name, ACCOUNT, REGION)
+        self.archive = ArchiveKeeper(self.data_dir / ARCHIVE_FILE, name, ACCOUNT, REGION)
         if restored := self.archive.restore():
             self.notes.append(f"{restored} archived events restored from {self.archive.path}")
         self.archive.start()
+
+    def _restore_jobs(self) -> None:
+        # The Jobs table is derived state: fold the archive copy into it with the rebuild's own
+        # code (same fold, same writer), before any poller runs.
+        path = self.data_dir / ARCHIVE_FILE
+        table = self.resources.tables.get("JobsTable")
+        if table is None:
+            return
+        if not path.exists():
+            self.notes.append(f"Jobs table starts empty: no {path.name} yet to restore it from")
+            return
+        started = time.monotonic()
+        restored = restore_jobs(path, self._clients["dynamodb"], table, self.template)
+        seconds = time.monotonic() - started
+        self.notes.append(
+            f"Jobs table restored from {path.name}: {restored.jobs} jobs from {restored.events} events "
+            f"in {seconds:.1f} s"
+        )
+        print(f"local: {self.notes[-1]}", flush=True)
+        for problem in restored.problems[:MAX_PROBLEMS_SHOWN]:
+            print(f"local: {path.name} line {problem.line} skipped: {problem.reason}", flush=True)
+        if len(restored.problems) > MAX_PROBLEMS_SHOWN:
+            more = len(restored.problems) - MAX_PROBLEMS_SHOWN
+            print(f"local: ... and {more} more lines skipped", flush=True)
 
     def _stop_archive(self) -> None:
         archive, self.archive = self.archive, None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from local.auth import SigningKey, issue_token
-from local.dynamodb_local import free_port
+from local.engines import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBSTATUS = Path(sys.executable).parent / "jobstatus"
@@ -112,6 +112,13 @@ class RunningStack:
             process.kill()
             process.wait()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL (`kill -9`): nothing runs its shutdown, nothing is saved on the way out."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait(timeout=30)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""

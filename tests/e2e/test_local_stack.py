@@ -16,7 +16,7 @@ import pytest
 
 from jobstatus.codec import from_item
 from jobstatus.events import JobStatusChanged
-from local.dynamodb_local import free_port
+from local.engines import free_port
 from local.template import TEMPLATE_PATH, Template
 from projector.fold import project
 from tests.e2e.conftest import JOBSTATUS, ROOT, RunningStack, submit, wait_until_finished
@@ -222,20 +222,84 @@ def test_wiping_the_table_and_replaying_the_archive_gives_identical_items(stack:
     assert after == before
 
 
+def port_open(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def archived_job_ids(stack: RunningStack) -> set[str]:
+    """The jobs with at least one event in the stack's archive copy."""
+    lines = (stack.data_dir / "archive.jsonl").read_text().splitlines()
+    return {json.loads(line)["detail"]["jobId"] for line in lines if line.strip()}
+
+
+def settled_snapshot(stack: RunningStack, ids: list[str]) -> dict[str, Any]:
+    """After every job's events are handled and copied to archive.jsonl: items, bodies, ETags."""
+    wait_until_quiet(stack)
+    deadline = time.monotonic() + 10
+    while not set(ids) <= archived_job_ids(stack) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the archive copy lags by 0.5 s
+    table = jobs_table_items(stack)
+    with stack.client("erin", admin=True) as reader:
+        answers = {job_id: reader.get(f"/v1/jobs/{job_id}") for job_id in ids}
+    return {
+        job_id: {"item": table[job_id], "body": answer.json(), "etag": answer.headers["ETag"]}
+        for job_id, answer in answers.items()
+    }
+
+
 def test_a_restart_keeps_jobs_and_stops_every_process(stack: RunningStack) -> None:
     with stack.client("erin") as erin:
         ids = submit(erin, 2)
-        finished = wait_until_finished(erin, ids)
+        wait_until_finished(erin, ids)
+    before = settled_snapshot(stack, ids)
     dynamodb_port = int(stack.described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"].rsplit(":", 1)[1])
-    # SIGTERM stops everything it started, DynamoDB Local's JVM included.
+    # SIGTERM stops everything it started: moto server's port (DynamoDB's too) is closed.
     assert stack.stop() == 0, stack.output()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", dynamodb_port)) != 0
     stack.start()
+    # The Jobs table (moto, in memory) came back from archive.jsonl: same items, versions, ETags.
+    assert "local: Jobs table restored from archive.jsonl: " in stack.output()
+    assert settled_snapshot(stack, ids) == before
     with stack.client("erin") as erin:
-        for job_id in ids:
-            answer = erin.get(f"/v1/jobs/{job_id}")
-            assert answer.status_code == 200
-            assert answer.json() == finished[job_id]
         # And the restarted stack runs new jobs.
         wait_until_finished(erin, submit(erin, 1))
+
+
+def test_after_kill_9_a_start_shows_every_archived_job_identical(stack: RunningStack) -> None:
+    with stack.client("erin") as erin:
+        ids = submit(erin, 3)
+        wait_until_finished(erin, ids)
+    before = settled_snapshot(stack, ids)
+    everything = jobs_table_items(stack)
+    archived = archived_job_ids(stack)
+    assert set(ids) <= archived
+    dynamodb_port = int(stack.described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"].rsplit(":", 1)[1])
+    stack.kill()
+    # The DynamoDB engine's own process ends too: it sees its parent's pipe close.
+    deadline = time.monotonic() + 20
+    while port_open(dynamodb_port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not port_open(dynamodb_port)
+    stack.start()
+    assert settled_snapshot(stack, ids) == before
+    # Every job that reached the archive is back as it was, not just this test's.
+    after = jobs_table_items(stack)
+    assert {j: after.get(j) for j in archived} == {j: everything.get(j) for j in archived}
+
+
+def test_jobstatus_smoke_passes_against_the_local_stack(stack: RunningStack) -> None:
+    smoke = subprocess.run(
+        [str(JOBSTATUS), "smoke", "--local", str(stack.data_dir), "--poll", "0.3", "--timeout", "60"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    steps = [line.split()[1] for line in smoke.stdout.splitlines()]
+    assert steps == ["API", "submitted", "projected", "finished", "listed", "passed"]
+    assert f"smoke: API {stack.url}/v1/jobs" in smoke.stdout

@@ -7,14 +7,21 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
 from jobstatus.cli import main
-from local.dynamodb_local import free_port
+from jobstatus.codec import from_item
+from local.engines import MotoServer, free_port
+from local.stack import LocalStack, StackConfig
+from local.template import TEMPLATE_PATH, Template
+from projector.fold import project
+from tests.rebuild.helpers import envelope, history
 
 pytestmark = pytest.mark.integration
 MODEL = "fal-ai/kling-video/v2/master/text-to-video"
@@ -65,7 +72,6 @@ def test_jobstatus_local_runs_until_sigterm_and_cleans_up(
             str(port),
             "--data-dir",
             str(data_dir),
-            "--no-dynamodb-local",
             "--fal-latency",
             "0.2",
             "--fal-failure-rate",
@@ -92,9 +98,9 @@ def test_jobstatus_local_runs_until_sigterm_and_cleans_up(
     assert "ProjectorQueue" in described["queues"]
     assert "GET /v1/jobs/{id} -> GetJobFn" in described["routes"]
     assert described["fal"].startswith("simulated")
-    # What a newcomer sees: the URLs, a token and curl commands, the loud fallback, a clean stop.
+    # What a newcomer sees: the engines, the URLs, a token and curl commands, a clean stop.
+    assert "local: starting moto server (DynamoDB in memory, EventBridge, SQS)" in out
     assert f"http://127.0.0.1:{port}/v1/jobs" in out and "export TOKEN=" in out and "curl -s -X POST" in out
-    assert "JAVA NOT FOUND (or --no-dynamodb-local)" in out
     assert "local: stopped." in out
     assert not (data_dir / "stack.json").exists()
     assert {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")} == before
@@ -109,3 +115,68 @@ def test_jobstatus_local_with_a_missing_template_says_so(
     )
     assert code == 2
     assert "cannot read the template" in capsys.readouterr().err
+
+
+def test_an_engine_that_cannot_start_is_one_line_naming_it_and_the_way_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no node on PATH, and dynalite asked for
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    code = main(
+        ["local", "--port", str(free_port()), "--data-dir", str(tmp_path), "--dynamodb-engine", "dynalite"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines() == [
+        "local: cannot start: dynalite did not start: node not found on PATH: install Node.js (with npm) "
+        "to run dynalite. Bring another DynamoDB engine with AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT "
+        "(DynamoDB Local, ScyllaDB Alternator, ...)"
+    ]
+    assert not (tmp_path / "stack.json").exists()
+
+
+def _items(client: Any, table: str) -> dict[str, dict[str, Any]]:
+    pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return {item["jobId"]["S"]: from_item(item) for page in pages for item in page["Items"]}
+
+
+def test_a_start_rebuilds_the_jobs_table_from_the_archive_copy_and_reports_a_bad_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an archive copy of 13 jobs' events (one of them expired) with a broken line 4
+    events = history(12, seed=5, now=datetime.now(UTC))
+    lines = [json.dumps(envelope(event)) for event in events]
+    lines.insert(3, '{"detail-type": "JobStatusChanged", "detail": {"jobId": ')
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "archive.jsonl").write_text("\n".join(lines) + "\n")
+    ttl_days = int(Template.read(TEMPLATE_PATH).parameters["JobTtlDays"])
+    expected = project(events, ttl_days=ttl_days, now=datetime.now(UTC).timestamp())
+    assert len(expected) == 12  # the expired job is not restored
+    # When the stack starts
+    with LocalStack(StackConfig(port=free_port(), data_dir=data_dir, fal_failure_rate=0)) as stack:
+        described = stack.describe()
+        client = boto3.client("dynamodb", endpoint_url=described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"])
+        table = _items(client, described["tables"]["JobsTable"])
+    out = capsys.readouterr().out
+    # Then the table holds exactly the fold of every readable line, and the broken one is named
+    assert table == expected
+    assert f"local: Jobs table restored from archive.jsonl: 12 jobs from {len(events)} events in " in out
+    assert "local: archive.jsonl line 4 skipped: not JSON" in out
+
+
+def test_a_user_engine_in_aws_endpoint_url_dynamodb_is_used_instead_of_starting_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with MotoServer() as own:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", own.endpoint)
+        with LocalStack(StackConfig(port=free_port(), data_dir=tmp_path)) as stack:
+            described = stack.describe()
+            notes = list(stack.notes)
+            moto = described["endpoints"]["AWS_ENDPOINT_URL_SQS"]
+        tables = boto3.client("dynamodb", endpoint_url=own.endpoint).list_tables()["TableNames"]
+    assert described["dynamodb"] == "AWS_ENDPOINT_URL_DYNAMODB (your own engine)"
+    assert described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"] == own.endpoint != moto
+    assert f"DynamoDB: your own engine at {own.endpoint} (AWS_ENDPOINT_URL_DYNAMODB is set)" in notes
+    assert sorted(tables) == ["Jobs-dev", "JobsIdempotency-dev"]

@@ -194,7 +194,7 @@ def test_no_runtime_api_no_extension_and_work_runs_at_once() -> None:
 
 
 def test_an_unreachable_runtime_api_is_a_refused_registration() -> None:
-    from local.dynamodb_local import free_port
+    from local.engines import free_port
 
     assert not AfterResponse().start({"AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{free_port()}"})
 

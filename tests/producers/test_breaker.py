@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from jobstatus.events import Status
-from local.dynamodb_local import free_port
+from local.engines import free_port
 from producers.aws import FAST_FAIL
 from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.entries import JobRef

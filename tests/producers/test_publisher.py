@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from jobstatus.events import Status
-from local.dynamodb_local import free_port
+from local.engines import free_port
 from producers.aws import FAST_FAIL
 from producers.publishing.entries import InvalidStatusEvent, JobRef, build_status_entry, status_entry_from
 from producers.publishing.outbox import SqsOutbox
