@@ -179,4 +179,9 @@ def test_a_user_engine_in_aws_endpoint_url_dynamodb_is_used_instead_of_starting_
     assert described["dynamodb"] == "AWS_ENDPOINT_URL_DYNAMODB (your own engine)"
     assert described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"] == own.endpoint != moto
     assert f"DynamoDB: your own engine at {own.endpoint} (AWS_ENDPOINT_URL_DYNAMODB is set)" in notes
-    assert sorted(tables) == ["Jobs-dev", "JobsIdempotency-dev"]
+    assert sorted(tables) == [
+        "JobStreamConnections-dev",
+        "Jobs-dev",
+        "JobsIdempotency-dev",
+        "JobsWebhookDeliveries-dev",
+    ]
