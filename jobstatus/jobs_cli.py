@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SUPPORT_USER: Final = "support"  # the admin the token of `--local` names
 STATUSES: Final = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED")
 PROMPT_CHARS: Final = 48  # a table cell shows at most this much of the prompt
+PIPE_WIDTH: Final = 200  # the table's width when the output is not a terminal (rich would take 80)
 # The readable block of one job: its fields in this order, then the input as JSON.
 BLOCK_FIELDS: Final = (
     "jobId",
@@ -163,7 +164,8 @@ def print_table(console: Console, user: str, jobs: list[dict[str, Any]], next_cu
             str(job.get("updatedAt") or ""),
         )
     console.print(table)
-    console.print(f"{len(jobs)} jobs" + (f"; more with --cursor {next_cursor}" if next_cursor else ""))
+    count = f"{len(jobs)} job" + ("" if len(jobs) == 1 else "s")
+    console.print(count + (f"; more with --cursor {next_cursor}" if next_cursor else ""), markup=False)
 
 
 def _client(token: str, transport: httpx.BaseTransport | None) -> httpx.Client:
@@ -175,7 +177,7 @@ def _client(token: str, transport: httpx.BaseTransport | None) -> httpx.Client:
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
 def run_get(
