@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from local.engines import free_port
@@ -40,13 +42,26 @@ def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         running.stop()
 
 
+def post_job(client: httpx.Client, body: dict[str, Any], tries: int = 6) -> str:
+    """POST a job with an Idempotency-Key, retried on 503 as the answer asks (a busy machine's
+    moto can be slower than SubmitJobFn's publish deadline); its jobId."""
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    for _ in range(tries):
+        answer = client.post("/v1/jobs", json=body, headers=key)
+        if answer.status_code != 503:
+            break
+        time.sleep(float(answer.headers.get("Retry-After", "2")))
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["jobId"])
+
+
 def item_version(stack: RunningStack, job_id: str) -> str:
     table = stack.described["jobsTable"]
     item = stack.aws("dynamodb").get_item(TableName=table, Key={"jobId": {"S": job_id}})["Item"]
     return str(item["version"]["S"])
 
 
-def wait_for(receiver: Receiver, wanted: dict[str, str], timeout: float = 60.0) -> list[Arrival]:
+def wait_for(receiver: Receiver, wanted: dict[str, str], timeout: float = 120.0) -> list[Arrival]:
     """Deliveries until each job of `wanted` ({jobId: version}) has that version delivered."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,22 +90,20 @@ def test_terminal_changes_are_delivered_signed_with_the_callers_secret(hooked: R
         receiver = Receiver(secret).start()
         try:
             # When: jobs are submitted with a webhook (default events), one with every status
-            ids = []
-            for index in range(4):
-                body = {"model": MODEL, "input": {"prompt": f"hook {index}"}, "webhook": receiver.url}
-                posted = client.post("/v1/jobs", json=body)
-                assert posted.status_code == 202, posted.text
-                ids.append(posted.json()["jobId"])
+            ids = [
+                post_job(
+                    client, {"model": MODEL, "input": {"prompt": f"hook {index}"}, "webhook": receiver.url}
+                )
+                for index in range(4)
+            ]
             every = {
                 "model": MODEL,
                 "input": {"prompt": "every"},
                 "webhook": receiver.url,
                 "webhookEvents": ALL_EVENTS,
             }
-            posted = client.post("/v1/jobs", json=every)
-            assert posted.status_code == 202, posted.text
-            all_id = posted.json()["jobId"]
-            bodies = wait_until_finished(client, [*ids, all_id])
+            all_id = post_job(client, every)
+            bodies = wait_until_finished(client, [*ids, all_id], timeout=120)
             final = {job: item_version(hooked, job) for job in [*ids, all_id]}
             delivered = wait_for(receiver, final)
         finally:
@@ -148,9 +161,8 @@ def jobs_command(hooked: RunningStack, *argv: str) -> subprocess.CompletedProces
 def test_jobs_get_and_list_read_the_local_stack_as_an_admin(hooked: RunningStack) -> None:
     # Given: a job of another user
     with hooked.client("support-case") as client:
-        posted = client.post("/v1/jobs", json={"model": MODEL, "input": {"prompt": "support me"}})
-        job_id = posted.json()["jobId"]
-        wait_until_finished(client, [job_id])
+        job_id = post_job(client, {"model": MODEL, "input": {"prompt": "support me"}})
+        wait_until_finished(client, [job_id], timeout=120)
     # When
     got = jobs_command(hooked, "get", job_id, "--json")
     listed = jobs_command(hooked, "list", "--user", "support-case", "--limit", "5")
