@@ -27,6 +27,7 @@ TERMINAL_STATUSES: Final = frozenset({"COMPLETED", "FAILED"})
 ADMIN_GROUP: Final = "admin"
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
+MAX_USER_ID_CHARS: Final = 256  # as the event's userId (DESIGN §2)
 
 # Every error code an answer can carry, with its HTTP status (the OpenAPI document lists them).
 UNAUTHORIZED: Final = "UNAUTHORIZED"
@@ -35,6 +36,8 @@ INVALID_JOB_ID: Final = "INVALID_JOB_ID"
 INVALID_STATUS: Final = "INVALID_STATUS"
 INVALID_LIMIT: Final = "INVALID_LIMIT"
 INVALID_CURSOR: Final = "INVALID_CURSOR"
+INVALID_USER_ID: Final = "INVALID_USER_ID"
+FORBIDDEN: Final = "FORBIDDEN"
 METHOD_NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"
 SERVICE_UNAVAILABLE: Final = "SERVICE_UNAVAILABLE"
 INTERNAL_ERROR: Final = "INTERNAL_ERROR"
@@ -159,11 +162,15 @@ class ListQuery:
     limit: int = DEFAULT_LIMIT
     status: str | None = None
     cursor: str | None = None
+    user_id: str | None = None  # whose jobs an admin lists (None: the caller's own)
 
 
 def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
-    """`status`, `limit` and `cursor` from the query string, or 400 with the parameter's code."""
+    """`status`, `limit`, `cursor` and `userId` from the query string, or 400 with the parameter's code."""
     params = params or {}
+    user_id = params.get("userId")
+    if user_id is not None and not 1 <= len(user_id) <= MAX_USER_ID_CHARS:
+        raise ApiError(400, INVALID_USER_ID, f"userId must be 1 to {MAX_USER_ID_CHARS} characters")
     status = params.get("status")
     if status is not None and status not in STATUSES:
         raise ApiError(400, INVALID_STATUS, f"status must be one of {', '.join(STATUSES)}")
@@ -176,7 +183,20 @@ def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
     cursor = params.get("cursor")
     if cursor is not None and not cursor:
         raise ApiError(400, INVALID_CURSOR, "cursor is empty")
-    return ListQuery(limit=limit, status=status, cursor=cursor)
+    return ListQuery(limit=limit, status=status, cursor=cursor, user_id=user_id)
+
+
+def listed_user(query: ListQuery, caller: Caller) -> str:
+    """Whose jobs the listing shows: the caller's own, or (admins only) those `userId` names.
+
+    A caller outside `admin` who names another user gets 403 `FORBIDDEN` (naming themself is
+    the same as naming no one).
+    """
+    if query.user_id is None or query.user_id == caller.user_id:
+        return caller.user_id
+    if not caller.is_admin:
+        raise ApiError(403, FORBIDDEN, f"only members of {ADMIN_GROUP!r} may list another user's jobs")
+    return query.user_id
 
 
 def _b64encode(data: bytes) -> str:
@@ -191,8 +211,9 @@ def _b64decode(text: str) -> bytes:
 class CursorCodec:
     """Opaque list cursors: the position (DynamoDB `LastEvaluatedKey`) signed with HMAC-SHA256.
 
-    The signed payload binds the position to the caller and to the status filter, so a cursor
-    cannot be replayed by another user, edited, or reused with another filter.
+    The signed payload binds the position to the listed user (the caller's own, or the one an
+    admin named) and to the status filter, so a cursor cannot be replayed in another user's
+    listing, edited, or reused with another filter.
     """
 
     key: bytes = field(repr=False)
@@ -200,15 +221,18 @@ class CursorCodec:
     def _signature(self, payload: bytes) -> bytes:
         return hmac.new(self.key, payload, hashlib.sha256).digest()
 
-    def encode(self, position: Item, caller: Caller, status: str | None) -> str:
-        """The cursor for `position` (a LastEvaluatedKey in DynamoDB JSON) in this listing."""
+    def encode(self, position: Item, caller: Caller, status: str | None, owner: str | None = None) -> str:
+        """The cursor for `position` (a LastEvaluatedKey in DynamoDB JSON) in the listing of
+        `owner`'s jobs (default: the caller's)."""
+        listed = caller.user_id if owner is None else owner
         payload = json.dumps(
-            {"k": position, "u": caller.user_id, "s": status}, separators=(",", ":"), sort_keys=True
+            {"k": position, "u": listed, "s": status}, separators=(",", ":"), sort_keys=True
         ).encode()
         return _b64encode(payload) + "." + _b64encode(self._signature(payload))
 
-    def decode(self, cursor: str, caller: Caller, status: str | None) -> Item:
+    def decode(self, cursor: str, caller: Caller, status: str | None, owner: str | None = None) -> Item:
         """The position a cursor stands for, or 400 `INVALID_CURSOR` for any cursor not ours to use."""
+        listed = caller.user_id if owner is None else owner
         invalid = ApiError(400, INVALID_CURSOR, "cursor is invalid for this listing")
         payload_text, _, signature_text = cursor.partition(".")
         try:
@@ -223,14 +247,14 @@ class CursorCodec:
             data = json.loads(payload)
         except ValueError:
             raise invalid from None
-        if not isinstance(data, dict) or data.get("u") != caller.user_id or data.get("s") != status:
+        if not isinstance(data, dict) or data.get("u") != listed or data.get("s") != status:
             raise invalid
         position = data.get("k")
         if (
             not isinstance(position, dict)
             or set(position) != _CURSOR_KEY_FIELDS
             or not all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in position.values())
-            or position["userId"]["S"] != caller.user_id
+            or position["userId"]["S"] != listed
         ):
             raise invalid
         return position

@@ -35,6 +35,7 @@ from api.core import (
     cors_headers,
     etag_of,
     job_view,
+    listed_user,
     may_read,
     none_match,
     not_found,
@@ -150,16 +151,20 @@ def get_job(job_id: str) -> Response[Any]:
 
 @app.get(JOBS_PATH)
 def list_jobs() -> Response[Any]:
-    """The caller's own jobs, newest first, a page at a time."""
+    """The caller's own jobs (an admin's: any user's, by `userId`), newest first, a page at a time."""
     deps = _deps()
     caller = _caller()
     query = parse_list_query(app.current_event.raw_event.get("queryStringParameters"))
-    start = deps.cursors.decode(query.cursor, caller, query.status) if query.cursor else None
+    owner = listed_user(query, caller)
+    if owner != caller.user_id:
+        logger.info("admin lists another user's jobs", extra={"admin": caller.user_id, "listedUser": owner})
+    cursors = deps.cursors
+    start = cursors.decode(query.cursor, caller, query.status, owner) if query.cursor else None
     page = deps.jobs.list_for_user(
-        caller.user_id, limit=query.limit, status=query.status, start=start, now=deps.clock()
+        owner, limit=query.limit, status=query.status, start=start, now=deps.clock()
     )
     next_cursor = (
-        deps.cursors.encode(page.next_position, caller, query.status) if page.next_position else None
+        cursors.encode(page.next_position, caller, query.status, owner) if page.next_position else None
     )
     return _json(200, {"items": [job_view(item) for item in page.items], "nextCursor": next_cursor})
 

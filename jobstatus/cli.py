@@ -1,4 +1,4 @@
-"""The `jobstatus` command line: `rebuild`, `local`, `token`, `demo`, `smoke`.
+"""The `jobstatus` command line: `rebuild`, `local`, `token`, `demo`, `smoke`, `jobs`.
 
 Each subcommand lives beside the code it drives and registers itself here; their heavy imports
 (moto, rich, PyJWT) stay inside the commands, out of every Lambda path.
@@ -12,7 +12,7 @@ import sys
 from typing import Final
 
 # Modules that define `register(subparsers)`; each parser sets `run=callable(args) -> int`.
-COMMAND_MODULES: Final = ("projector.rebuild_cli", "local.cli", "jobstatus.smoke")
+COMMAND_MODULES: Final = ("projector.rebuild_cli", "local.cli", "jobstatus.smoke", "jobstatus.jobs_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

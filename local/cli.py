@@ -70,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the DynamoDB engine to start (default moto; dynalite needs node). "
         "AWS_ENDPOINT_URL_DYNAMODB set: your own engine is used instead",
     )
+    local.add_argument(
+        "--allow-local-webhooks",
+        action="store_true",
+        help="let webhooks call plain http and loopback URLs (e.g. a receiver on 127.0.0.1); "
+        "local stages only",
+    )
     local.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
     local.set_defaults(run=run_local)
 
@@ -188,7 +194,19 @@ def run_local(args: argparse.Namespace) -> int:
         dynamodb_engine=args.dynamodb_engine,
         verbose=args.verbose,
         template_path=args.template,
+        allow_local_webhooks=args.allow_local_webhooks,
     )
+    if args.allow_local_webhooks:
+        from webhooks.settings import LOCAL_STAGES
+
+        if args.stage not in LOCAL_STAGES:
+            print(
+                f"local: --allow-local-webhooks needs a local stage ({', '.join(sorted(LOCAL_STAGES))}), "
+                f"not {args.stage!r}",
+                file=sys.stderr,
+            )
+            return 2
+        print("local: webhooks may call plain http and loopback URLs (--allow-local-webhooks)", flush=True)
     # SIGHUP too: closing the terminal must also save the archive and stop the engines.
     previous = {number: signal.signal(number, _raise_stopped) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets as secret_tokens
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
@@ -37,6 +41,10 @@ QUEUE_ATTRIBUTES: Final = (
     "SqsManagedSseEnabled",
 )
 DEFAULT_VISIBILITY_TIMEOUT: Final = 30
+# The webhook master secret (DESIGN §4c) is kept in the data folder, so that users' whsec_ secrets,
+# derived from it, stay the same across restarts of the local stack (moto starts empty each time).
+WEBHOOK_MASTER_SECRET_ID: Final = "WebhookMasterSecret"  # noqa: S105 - a logical id, not a secret
+WEBHOOK_MASTER_SECRET_FILE: Final = "webhook-master-secret"  # noqa: S105 - a file name
 
 
 @dataclass(frozen=True)
@@ -221,23 +229,51 @@ _PASSWORD_OPTIONS: Final = (
 )
 
 
-def create_secrets(template: Template, secrets: Any) -> dict[str, str]:
+def kept_secret_values(template: Template, data_dir: Path) -> dict[str, str]:
+    """The secrets whose value the local stack keeps in `data_dir`, by logical id.
+
+    The webhook master secret: `data_dir/webhook-master-secret`, made on first start (64
+    alphanumeric characters, as the template's GenerateSecretString asks), readable by the user only.
+    """
+    if WEBHOOK_MASTER_SECRET_ID not in active(template, "AWS::SecretsManager::Secret"):
+        return {}
+    path = data_dir / WEBHOOK_MASTER_SECRET_FILE
+    if not path.exists():
+        value = "".join(secret_tokens.choice(_ALPHANUMERIC) for _ in range(64))
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(value + "\n")
+    return {WEBHOOK_MASTER_SECRET_ID: path.read_text().strip()}
+
+
+_ALPHANUMERIC: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def create_secrets(
+    template: Template, secrets: Any, values: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Each Secrets Manager secret, its value made as GenerateSecretString says; its ARN by logical id.
 
     Sets `template.refs` so `Ref` to a secret resolves to its ARN, as CloudFormation does (a
     function's environment gets the ARN and reads the value from the same Secrets Manager).
-    A secret already there is kept with its value.
+    `values` gives the value of a secret by logical id instead (one the stack keeps); a secret
+    already there is kept with its value, or set to the given one.
     """
+    values = values or {}
     made: dict[str, str] = {}
     for logical_id in active(template, "AWS::SecretsManager::Secret"):
         props = template.properties(logical_id)
         name = str(props.get("Name", template.physical_name(logical_id)))
         try:
             arn = str(secrets.describe_secret(SecretId=name)["ARN"])
+            if logical_id in values:
+                secrets.put_secret_value(SecretId=arn, SecretString=values[logical_id])
         except ClientError as error:
             if _error_code(error) != "ResourceNotFoundException":
                 raise
-            if "SecretString" in props:
+            if logical_id in values:
+                value = values[logical_id]
+            elif "SecretString" in props:
                 value = str(props["SecretString"])
             else:
                 options = props.get("GenerateSecretString", {})
@@ -255,11 +291,14 @@ def provision(
     sqs: SQSClient,
     events: EventBridgeClient,
     secrets: Any = None,
+    *,
+    secret_values: Mapping[str, str] | None = None,
 ) -> StackResources:
     """Every resource the local stack needs, made from the template.
 
     `secrets` is a Secrets Manager client; by default one from botocore's defaults (the local
     stack's `AWS_ENDPOINT_URL`, the moto server its functions read secrets from).
+    `secret_values` are the values of the secrets the stack keeps (`kept_secret_values`).
     """
     resources = StackResources()
     if secrets is None and active(template, "AWS::SecretsManager::Secret"):
@@ -267,7 +306,7 @@ def provision(
 
         secrets = boto3.client("secretsmanager", region_name=events.meta.region_name)
     if secrets is not None:
-        resources.secrets = create_secrets(template, secrets)
+        resources.secrets = create_secrets(template, secrets, secret_values)
     resources.tables = create_tables(template, dynamodb)
     resources.queues = create_queues(template, sqs)
     resources.buses = create_buses(template, events)

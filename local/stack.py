@@ -36,7 +36,7 @@ from local.persistence import (
     save_queues,
 )
 from local.poller import SqsPoller
-from local.resources import StackResources, provision
+from local.resources import StackResources, kept_secret_values, provision
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
 from local.template import TEMPLATE_PATH, Template
 
@@ -72,6 +72,7 @@ class StackConfig:
     dynamodb_engine: str = "moto"  # or "dynalite"; AWS_ENDPOINT_URL_DYNAMODB overrides both
     verbose: bool = False
     template_path: Path | None = None
+    allow_local_webhooks: bool = False  # plain http and loopback webhook URLs (WEBHOOKS_ALLOW_LOCAL)
 
 
 @dataclass
@@ -213,8 +214,16 @@ class LocalStack:
             "sqs": boto3.client("sqs", region_name=REGION, config=pool),
             "events": boto3.client("events", region_name=REGION),
         }
+        # Webhooks (DESIGN §4c): the master secret kept in the data folder; local URLs only when asked.
+        if self.config.allow_local_webhooks:
+            self._set_env("WEBHOOKS_ALLOW_LOCAL", "true")
+            self.notes.append("webhooks may call plain http and loopback URLs (--allow-local-webhooks)")
         self.resources = provision(
-            self.template, self._clients["dynamodb"], self._clients["sqs"], self._clients["events"]
+            self.template,
+            self._clients["dynamodb"],
+            self._clients["sqs"],
+            self._clients["events"],
+            secret_values=kept_secret_values(self.template, self.data_dir),
         )
         self._keep_archive()
         self._restore_jobs()

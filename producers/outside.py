@@ -97,8 +97,14 @@ class RequestField:
     input_bytes: int = 0  # the fitted input's size as JSON
 
 
-def request_field(model: Any, arguments: Any) -> RequestField:
-    """`{model, input}` with `input` fitted at level 3 and within 16 KiB, or why there is none."""
+def request_field(
+    model: Any, arguments: Any, webhook: Any = None, webhook_events: Any = None
+) -> RequestField:
+    """`{model, input}` with `input` fitted at level 3 and within 16 KiB, or why there is none.
+
+    `webhook` and `webhookEvents` (DESIGN §4c) are added as given when not None: SubmitJobFn has
+    checked them, and FalInvokerFn passes on what SubmitJobFn sent, so both build the same value.
+    """
     if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL_CHARS:
         return RequestField(None, [], f"model is not a string of 1 to {MAX_MODEL_CHARS} characters")
     if not isinstance(arguments, dict):
@@ -112,7 +118,11 @@ def request_field(model: Any, arguments: Any) -> RequestField:
         return RequestField(
             None, changes, f"input is {size} bytes as JSON; at most {MAX_INPUT_BYTES}", input_bytes=size
         )
-    value = {"model": name, "input": fitted}
+    value: dict[str, Any] = {"model": name, "input": fitted}
+    if webhook is not None:
+        value["webhook"] = webhook
+    if webhook_events is not None:
+        value["webhookEvents"] = list(webhook_events)
     try:
         JobRequest.model_validate(value)
     except ValidationError as error:  # the model may refuse more than is repaired here

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from jobstatus.commalist import comma_list
 from jobstatus.settings import Settings
+from webhooks.settings import LOCAL_STAGES
 
 DEFAULT_MODELS = ("fal-ai/kling-video/v2/master/text-to-video",)
 
@@ -39,8 +40,16 @@ class ProducerSettings(Settings):
     fal_max_attempts: int = Field(default=3, ge=1, le=10)
     fal_retry_base_seconds: float = Field(default=1.0, ge=0)
     idempotency_expiry_seconds: int = Field(default=2 * 24 * 3600, ge=60)
+    # SubmitJobFn: plain http and loopback webhooks (the local stack's `--allow-local-webhooks`).
+    webhooks_allow_local: bool = False
 
     @field_validator("model_allow_list", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         return comma_list(value)
+
+    @model_validator(mode="after")
+    def _local_webhooks_only_locally(self) -> ProducerSettings:
+        if self.webhooks_allow_local and self.stage not in LOCAL_STAGES:
+            raise ValueError(f"WEBHOOKS_ALLOW_LOCAL is only allowed in stages {sorted(LOCAL_STAGES)}")
+        return self

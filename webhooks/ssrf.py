@@ -41,6 +41,13 @@ class WebhookRefused(ValueError):
         self.permanent = permanent
 
 
+class ResolverUnavailable(WebhookRefused):
+    """The resolver could not answer for now (`EAI_AGAIN`): nothing is known about the host yet."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, permanent=False)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedUrl:
     """A URL that passed every rule, with the addresses it resolved to (all of them allowed)."""
@@ -64,7 +71,11 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Every address `getaddrinfo` gives for `host` (TCP), in its order; WebhookRefused when none."""
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
+    except socket.gaierror as error:
+        if error.errno == socket.EAI_AGAIN:
+            raise ResolverUnavailable(f"host {host!r} could not be resolved for now: {error}") from None
+        raise WebhookRefused(f"host {host!r} does not resolve: {error}", permanent=False) from None
+    except UnicodeError as error:
         raise WebhookRefused(f"host {host!r} does not resolve: {error}", permanent=False) from None
     return [str(sockaddr[0]) for _family, _type, _proto, _name, sockaddr in answers]
 

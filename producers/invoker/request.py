@@ -66,16 +66,19 @@ def parse_request(event: Mapping[str, Any], now: Callable[[], str] = utc_now) ->
     problem: str | None = None
     model: Any
     arguments: Any
+    webhook: tuple[Any, Any]
     try:
         request = VideoGenerationRequested.model_validate(detail)
         job_id, user_id, created_at = request.job_id, request.user_id, request.created_at
         model, arguments = request.model, request.input
+        webhook = (request.webhook, request.webhook_events)
     except ValidationError as error:
         naming = [name for name, _ in validation_errors(error) if name.split(".")[0] in NAMING_FIELDS]
         if naming or "userId" not in detail:
             raise BadRecord(f"the detail names no valid job: {error}") from error
         job_id, user_id, created_at = detail.get("jobId"), detail["userId"], detail.get("createdAt")
         model, arguments = detail.get("model"), detail.get("input")
+        webhook = (detail.get("webhook"), detail.get("webhookEvents"))
         problem = validation_summary(error)
     envelope_id = str(event.get("id") or "")
     if job_id is None and not envelope_id:
@@ -91,14 +94,16 @@ def parse_request(event: Mapping[str, Any], now: Callable[[], str] = utc_now) ->
         JobRef(job_id, user_id, created_at or now()),
         model,
         arguments,
-        request_of(job_id, model, arguments),
+        request_of(job_id, model, arguments, *webhook),
         problem,
     )
 
 
-def request_of(job_id: str, model: Any, arguments: Any) -> dict[str, Any] | None:
+def request_of(
+    job_id: str, model: Any, arguments: Any, webhook: Any = None, webhook_events: Any = None
+) -> dict[str, Any] | None:
     """The `request` every event of the job carries (DESIGN §2), logged when made storable or left out."""
-    made = request_field(model, arguments)
+    made = request_field(model, arguments, webhook, webhook_events)
     if made.changes:
         logger.warning(
             "the job's input made storable for the request field",

@@ -34,8 +34,16 @@ from producers.publishing.entries import JobRef
 from producers.publishing.publisher import MetricsSink, StatusPublisher
 from producers.publishing.putevents import Backoff, EventsPort, put_with_retries
 from producers.settings import ProducerSettings
-from producers.submit.core import Outgoing, Submission, accepted, build_outgoing, parse_submission
+from producers.submit.core import (
+    Outgoing,
+    Submission,
+    WebhookPolicy,
+    accepted,
+    build_outgoing,
+    parse_submission,
+)
 from producers.submit.keys import JobKeys, KeyReused, Reservation, payload_hash
+from webhooks.ssrf import Resolver, system_resolver
 
 logger = Logger(child=True)
 
@@ -58,6 +66,7 @@ class SubmitDeps:
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], str] = utc_now
     backoff: Backoff = field(default_factory=lambda: Backoff(base_seconds=0.05, cap_seconds=0.2))
+    resolver: Resolver = system_resolver  # resolves a webhook's host for the SSRF check
 
 
 class NotQueued(Exception):
@@ -124,7 +133,9 @@ class Submitter:
 
     def submit(self, user_id: str, body: str | None, idempotency_key: str | None) -> dict[str, str]:
         """The 202 body for one `POST /v1/jobs` from `user_id`; `HttpError` when refused."""
-        submission = parse_submission(self.deps.settings.model_allow_list, body, idempotency_key)
+        settings = self.deps.settings
+        policy = WebhookPolicy(self.deps.resolver, settings.webhooks_allow_local)
+        submission = parse_submission(settings.model_allow_list, body, idempotency_key, policy)
         # Everything that can make the request a 400 is checked before the key is taken, so a
         # bad request never binds a key (the sizes do not depend on which jobId/createdAt).
         job = JobRef(str(uuid.uuid4()), user_id, self.deps.now())
@@ -158,7 +169,7 @@ class Submitter:
         keyed = {
             "userId": job.user_id,
             "idempotencyKey": idempotency_key,
-            "payload": submission.request.model_dump(mode="json"),
+            "payload": submission.payload(),
         }
         return self._once(request=keyed, job=job, parsed=submission)
 

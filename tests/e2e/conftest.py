@@ -34,6 +34,7 @@ class RunningStack:
     port: int
     fal_failure_rate: float
     template: Path | None = None  # `--template`; None runs the repo's template.yaml
+    extra_args: tuple[str, ...] = ()  # more flags of `jobstatus local` (e.g. --allow-local-webhooks)
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     described: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +80,7 @@ class RunningStack:
                     "--fal-failure-rate",
                     str(self.fal_failure_rate),
                     *(["--template", str(self.template)] if self.template else []),
+                    *self.extra_args,
                 ],
                 cwd=ROOT,
                 env=env,

@@ -148,3 +148,32 @@ def test_comma_lists_drop_blanks_and_keep_order() -> None:
     assert split_comma_list("") == ()
     assert comma_list("x,y") == ("x", "y")
     assert comma_list(("kept",)) == ("kept",)
+
+
+def test_the_webhook_fields_are_optional_and_follow_input_in_contract_order() -> None:
+    detail = {**FULL, "webhook": "https://hooks.example.com/h", "webhookEvents": ["PROCESSING", "FAILED"]}
+    request = VideoGenerationRequested.model_validate(detail)
+    assert request.webhook == "https://hooks.example.com/h"
+    assert request.webhook_events == ["PROCESSING", "FAILED"]
+    assert request.detail_json().endswith(
+        '"input":{"prompt":"a cat","n":[1,2.5,null,true],"nested":{"k":"v"}},'
+        '"webhook":"https://hooks.example.com/h","webhookEvents":["PROCESSING","FAILED"]}'
+    )
+    assert "webhook" not in VideoGenerationRequested.model_validate(FULL).detail_json()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"webhook": "ftp://hooks.example.com/"},
+        {"webhook": "https://" + "h" * 2048},
+        {"webhook": 7},
+        {"webhookEvents": []},
+        {"webhookEvents": ["DONE"]},
+        {"webhookEvents": "FAILED"},
+    ],
+)
+def test_webhook_fields_outside_the_contract_are_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as raised:
+        VideoGenerationRequested.model_validate({**FULL, "webhook": "https://hooks.example.com/h", **change})
+    assert [name.split(".")[0] for name, _ in validation_errors(raised.value)] == [next(iter(change))]

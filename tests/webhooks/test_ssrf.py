@@ -169,3 +169,32 @@ def test_system_resolver_on_a_literal_name(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", fails)
     with pytest.raises(WebhookRefused, match="does not resolve"):
         ssrf.system_resolver("nowhere.invalid", 443)
+
+
+def test_a_resolver_that_cannot_answer_now_is_told_apart_from_a_name_that_does_not_exist(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from webhooks.ssrf import ResolverUnavailable, system_resolver
+
+    def again(*_: object, **__: object) -> None:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    def nowhere(*_: object, **__: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", again)
+    with pytest.raises(ResolverUnavailable) as unavailable:
+        system_resolver("hooks.example.com", 443)
+    assert unavailable.value.permanent is False
+    assert unavailable.value.reason == (
+        "host 'hooks.example.com' could not be resolved for now: "
+        "[Errno -3] Temporary failure in name resolution"
+    )
+    monkeypatch.setattr(socket, "getaddrinfo", nowhere)
+    with pytest.raises(WebhookRefused) as refused:
+        system_resolver("hooks.example.com", 443)
+    assert not isinstance(refused.value, ResolverUnavailable)
+    assert (
+        refused.value.reason
+        == "host 'hooks.example.com' does not resolve: [Errno -2] Name or service not known"
+    )
