@@ -101,7 +101,5 @@ def test_a_subscriber_sees_every_change_of_a_job_in_order(live, template, tmp_pa
         updates.stop()
         server.shutdown()
         server.server_close()
-    print(
-        f"write -> browser latency (1 connection, moto in-process): {[round(s * 1000) for s in latencies]} ms"
-    )
-    assert max(latencies) < 1.0
+    # Speed is bench/live.py's to measure; here every change arrived (recv's 5 s timeout is the bound).
+    assert len(latencies) == 3
