@@ -145,7 +145,7 @@ def projector_queue_depth(stack: RunningStack) -> int:
     return queue_depth(stack, "ProjectorQueue")
 
 
-def wait_until_quiet(stack: RunningStack, seconds: float = 30) -> None:
+def wait_until_quiet(stack: RunningStack, seconds: float = 90) -> None:
     """Until no message waits anywhere: every job's record, outbox entry and event is handled."""
     queues = ("InvokerQueue", "StatusOutboxQueue", "ProjectorQueue")
     deadline = time.monotonic() + seconds
