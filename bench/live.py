@@ -108,6 +108,10 @@ def local_stack(window: str) -> Iterator[Stack]:
                     pass
                 time.sleep(0.2)
             yield Stack(data_dir, port, process, answer.json())
+        except BaseException:
+            lines = (Path(folder) / "local.log").read_text(errors="replace").splitlines()
+            print("jobstatus local, its last lines:", *lines[-40:], sep="\n", file=sys.stderr)
+            raise
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -134,17 +138,22 @@ async def _write_to_message(stack: Stack, connections: int, changes: int) -> lis
     user = f"bench-{connections}"
     url = f"ws://127.0.0.1:{stack.port}/v1/stream?token={stack.token(user)}"
     run = f"{time.time_ns():x}"
-    sockets = []
-    for opened in range(0, connections, 50):  # 50 handshakes at a time: a backlog, not a storm
-        batch = await asyncio.gather(
-            *(connect(url, open_timeout=60, max_queue=None) for _ in range(min(50, connections - opened)))
-        )
-        sockets += batch
+    sockets: list[Any] = []
+
+    async def subscribed(n: int) -> Any:
+        ws = await connect(url, open_timeout=60, max_queue=None)
+        await ws.send(json.dumps({"action": "subscribe", "jobIds": [f"bench-{run}-{n}"]}))
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        assert answer["type"] == "subscribed", answer
+        return ws
+
     try:
-        for n, ws in enumerate(sockets):
-            await ws.send(json.dumps({"action": "subscribe", "jobIds": [f"bench-{run}-{n}"]}))
-        for ws in sockets:
-            assert json.loads(await asyncio.wait_for(ws.recv(), 60))["type"] == "subscribed"
+        # 10 at a time, as a page load spreads them: each $connect and subscribe is a StreamFn
+        # invocation writing to moto's DynamoDB, which serves one request at a time.
+        for first in range(0, connections, 10):
+            sockets += await asyncio.gather(
+                *(subscribed(n) for n in range(first, min(connections, first + 10)))
+            )
         writer = JobStore(stack.aws("dynamodb"), stack.described["tables"]["JobsTable"], 30)
         created = datetime.now(UTC)
         rnd = random.Random(7)
@@ -169,7 +178,8 @@ async def _write_to_message(stack: Stack, connections: int, changes: int) -> lis
             assert message["job"]["jobId"] == f"bench-{run}-{n}", message
         return latencies
     finally:
-        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        for first in range(0, len(sockets), 10):  # each close is a $disconnect: 10 at a time too
+            await asyncio.gather(*(ws.close() for ws in sockets[first : first + 10]), return_exceptions=True)
 
 
 def submit_to_readable(stack: Stack, submits: int) -> tuple[list[float], int, list[str]]:
@@ -232,42 +242,26 @@ def main(argv: list[str] | None = None) -> None:
     live_rows, submit_rows = [], []
     for number, window in enumerate(args.windows.split(",")):
         with local_stack(window) as stack:
-            if number == 0:
-                for connections in (int(c) for c in args.connections.split(",") if c):
-                    seconds = asyncio.run(_write_to_message(stack, connections, args.changes))
-                    p50, p99, top = percentiles(seconds)
-                    live_rows.append(
-                        [
-                            connections,
-                            len(seconds),
-                            f"{p50:.0f}",
-                            f"{p99:.0f}",
-                            f"{top:.0f}",
-                            verdict(p99 <= 1000),
-                        ]
-                    )
+            # 202 -> readable first, on a quiet stack; then the connections of the first stack.
             lags, not_found, ids = submit_to_readable(stack, args.submits)
             writes, events = writes_per_event(stack, ids)
             p50, p99, top = percentiles(lags)
             shown = window if window != "template" else f"template ({_template_window()})"
+            cost, met = f"{writes / max(events, 1):.2f} ({writes}/{events})", verdict(p99 <= 1000)
             submit_rows.append(
-                [
-                    shown,
-                    len(lags),
-                    f"{p50:.0f}",
-                    f"{p99:.0f}",
-                    f"{top:.0f}",
-                    not_found,
-                    f"{writes / max(events, 1):.2f} ({writes}/{events})",
-                    verdict(p99 <= 1000),
-                ]
+                [shown, len(lags), f"{p50:.0f}", f"{p99:.0f}", f"{top:.0f}", not_found, cost, met]
             )
-    if live_rows:
-        print_table(
-            "Jobs table write -> job message at a subscribed client (jobstatus local)",
-            ["connections", "changes", "p50 ms", "p99 ms", "max ms", "p99 <= 1 s"],
-            live_rows,
-        )
+            for connections in (int(c) for c in args.connections.split(",") if c and number == 0):
+                started = time.monotonic()
+                seconds = asyncio.run(_write_to_message(stack, connections, args.changes))
+                p50, p99, top = percentiles(seconds)
+                met, took = verdict(p99 <= 1000), f"{time.monotonic() - started:.0f}"
+                live_rows.append(
+                    [connections, len(seconds), f"{p50:.0f}", f"{p99:.0f}", f"{top:.0f}", met, took]
+                )
+                print(
+                    f"bench.live: {connections} connections: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True
+                )
     print_table(
         "POST 202 -> first 200 on its Location (jobstatus local), and Jobs table writes per event",
         [
@@ -282,6 +276,12 @@ def main(argv: list[str] | None = None) -> None:
         ],
         submit_rows,
     )
+    if live_rows:
+        print_table(
+            "Jobs table write -> job message at a subscribed client (jobstatus local)",
+            ["connections", "changes", "p50 ms", "p99 ms", "max ms", "p99 <= 1 s", "run s"],
+            live_rows,
+        )
 
 
 def _template_window() -> str:

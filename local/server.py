@@ -372,6 +372,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many WebSocket clients may connect at once (the default backlog is 5)
     gateway: Gateway
     stream: StreamGateway | None = None
 
