@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -142,3 +143,14 @@ def test_an_upgrade_without_a_valid_token_is_refused_with_401(
     with open_stream(stack, "hal") as ws:
         send(ws, {"action": "ping"})
         assert receive(ws) == {"type": "pong"}
+
+
+def test_the_connections_api_answers_only_the_loopback_host(stack: RunningStack) -> None:
+    # A page of another site (DNS rebinding onto 127.0.0.1) sends its own Host: refused.
+    foreign = httpx.post(
+        f"{stack.url}/@connections/some-id", content=b"{}", headers={"Host": "attacker.example"}
+    )
+    assert foreign.status_code == 403
+    # The local functions call it as botocore does (Host 127.0.0.1:PORT): a gone connection is 410.
+    gone = httpx.post(f"{stack.url}/@connections/some-id", content=b"{}")
+    assert (gone.status_code, gone.headers["x-amzn-ErrorType"]) == (410, "GoneException")
