@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from local.auth import SigningKey, issue_token
+from local.engines import dynalite_unavailable, free_port
+from local.stack import LocalStack, StackConfig
 from tests.e2e.conftest import RunningStack, submit, wait_until_finished
 from tests.live.asyncapi import check_client_message, check_server_message
 
@@ -154,3 +157,21 @@ def test_the_connections_api_answers_only_the_loopback_host(stack: RunningStack)
     # The local functions call it as botocore does (Host 127.0.0.1:PORT): a gone connection is 410.
     gone = httpx.post(f"{stack.url}/@connections/some-id", content=b"{}")
     assert (gone.status_code, gone.headers["x-amzn-ErrorType"]) == (410, "GoneException")
+
+
+def test_on_dynalite_the_stack_runs_without_live_updates_and_says_so(tmp_path: Path) -> None:
+    if reason := dynalite_unavailable():
+        pytest.skip(reason)
+    with LocalStack(StackConfig(port=free_port(), data_dir=tmp_path, dynamodb_engine="dynalite")) as running:
+        notes = list(running.notes)
+        # The REST API runs; an upgrade on /v1/stream is just an unknown route there
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{running.config.port}/v1/stream?token={running.token('ida')}")
+        assert refused.value.response.status_code == 404
+        assert httpx.get(
+            f"{running.url}/v1/jobs", headers={"Authorization": f"Bearer {running.token('ida')}"}
+        ).json() == {
+            "items": [],
+            "nextCursor": None,
+        }
+    assert "live updates off: dynalite has no DynamoDB Streams (use the moto engine)" in notes
