@@ -190,7 +190,14 @@ def submit_to_readable(stack: Stack, submits: int) -> tuple[list[float], int, li
     headers = {"Authorization": f"Bearer {stack.token('bench-reader')}"}
     with httpx.Client(base_url=stack.url, headers=headers, timeout=30) as client:
         for n in range(submits):
-            answer = client.post("/v1/jobs", json={"model": MODEL, "input": {"prompt": f"bench {n}"}})
+            key = {"Idempotency-Key": f"bench-{time.time_ns()}"}
+            for _ in range(3):  # a 503 (publish deadline on a busy machine) is retried with the same key
+                answer = client.post(
+                    "/v1/jobs", json={"model": MODEL, "input": {"prompt": f"bench {n}"}}, headers=key
+                )
+                if answer.status_code not in {409, 503}:
+                    break
+                time.sleep(float(answer.headers.get("Retry-After", "1")))
             accepted = time.perf_counter()
             assert answer.status_code == 202, answer.text
             ids.append(answer.json()["jobId"])

@@ -547,11 +547,9 @@ class LocalStack:
     def _jobs_stream(self, table: str) -> str:
         """The Jobs table's stream ARN, switching on the template's StreamSpecification if it has none."""
         dynamodb = self._clients["dynamodb"]
-        arn = dynamodb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
-        if arn and dynamodb.describe_table(TableName=table)["Table"].get("StreamSpecification", {}).get(
-            "StreamEnabled", True
-        ):
-            return str(arn)
+        described = dynamodb.describe_table(TableName=table)["Table"]
+        if described.get("StreamSpecification", {}).get("StreamEnabled") and described.get("LatestStreamArn"):
+            return str(described["LatestStreamArn"])
         view = self.template.properties("JobsTable")["StreamSpecification"]["StreamViewType"]
         answer = dynamodb.update_table(
             TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": view}
