@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python -m bench.producers
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.restore
 
 openapi: $(STAMP)

@@ -99,11 +99,16 @@ def create_tables(template: Template, dynamodb: DynamoDBClient) -> dict[str, str
             log.info("table %s already exists (kept from the last run)", name)
         dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         if attribute := template.ttl_attribute(logical_id):
-            current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            if current.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
-                dynamodb.update_time_to_live(
-                    TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": True}
-                )
+            try:
+                current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+                if current.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
+                    dynamodb.update_time_to_live(
+                        TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": True}
+                    )
+            except ClientError as error:
+                if _error_code(error) != "UnknownOperationException":
+                    raise
+                log.warning("table %s: the engine has no TTL (dynalite); expired items stay", name)
         made[logical_id] = name
     return made
 

@@ -10,8 +10,10 @@ attack points at 127.0.0.1 cannot read them.
 
 Every error answer carries `{"error": {"code", "message"}}`: the gateway's own through the
 template's gateway responses (with their CORS header for an allowed Origin), the rest directly.
-A request whose `Content-Length` is not a number, negative or over the limit is answered at once
-and its connection closed; a client that leaves early is one quiet log line.
+With live updates on, a WebSocket upgrade on `/v1/stream` and the local `@connections` API (loopback
+`Host` only) go to `local.websocket.StreamGateway`. A request whose `Content-Length` is not a
+number, negative or over the limit is answered at once and its connection closed;
+a client that leaves early is one quiet log line.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from local.apigw import (
 )
 from local.auth import ADMIN_GROUP, Authorizer, Unauthorized
 from local.functions import FunctionTimeout
+from local.websocket import STREAM_PATH, StreamGateway
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ DEV_USER: Final = "dev"
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
 # Seconds a connection may stay silent (mid-request or idle between requests) before it is closed.
 SOCKET_TIMEOUT_SECONDS: Final = 30
+WEBSOCKET_IDLE_SECONDS: Final = 600  # API Gateway closes an idle WebSocket connection after 10 min
 _LOOPBACK_HOST = re.compile(r"^(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?$", re.IGNORECASE)
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
 
@@ -284,6 +288,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     timeout = SOCKET_TIMEOUT_SECONDS  # a client that stops sending mid-body holds no thread for long
 
     def _serve(self) -> None:
+        if self.server.stream is not None and self._serve_stream(self.server.stream):
+            return
         gateway = self.server.gateway
         headers = list(self.headers.items())
         request = Request(self.command, self.path, "", headers, b"", self.client_address[0])
@@ -319,6 +325,45 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if payload:
             self.wfile.write(payload)
 
+    def _serve_stream(self, stream: StreamGateway) -> bool:
+        """The live-update hooks: a WebSocket upgrade on `/v1/stream`, the local `@connections` API."""
+        path = urllib.parse.urlsplit(self.path).path
+        if path == STREAM_PATH and self.headers.get("Upgrade", "").lower() == "websocket":
+            if self.command != "GET":
+                return False
+            self.close_connection = True  # the socket belongs to the WebSocket connection from now on
+            self.connection.settimeout(WEBSOCKET_IDLE_SECONDS)
+            stream.serve_upgrade(
+                self.path, self.headers.items(), self.connection, self.rfile, self.client_address[0]
+            )
+            return True
+        if "/@connections/" not in path:
+            return False
+        try:
+            length = content_length(self.headers.get_all("Content-Length") or [])
+        except BadContentLength:
+            length = -1
+        if not is_loopback_host(self.headers.get("Host")) or not 0 <= length <= MAX_BODY_BYTES:
+            # Only the local functions call it (botocore, Host 127.0.0.1:PORT), never a web page.
+            status, answer_headers, body = (
+                403,
+                {"Content-Type": "application/json"},
+                b'{"message": "Forbidden"}',
+            )
+            self.close_connection = True
+        else:
+            data = self.rfile.read(length) if length else b""
+            status, answer_headers, body = stream.answer_management(self.command, self.path, data)
+        self.send_response(status)
+        for name, value in answer_headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        return True
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -327,7 +372,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many WebSocket clients may connect at once (the default backlog is 5)
     gateway: Gateway
+    stream: StreamGateway | None = None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that left (or went silent) is one quiet line; anything else is logged in full."""
@@ -345,6 +392,15 @@ class HttpServer:
         self._server = _Server((host, port), _RequestHandler)
         self._server.gateway = gateway
         self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port served (the one the OS chose when asked for 0)."""
+        return int(self._server.server_address[1])
+
+    def serve_stream(self, stream: StreamGateway) -> None:
+        """Serve live updates too: WebSocket upgrades on `/v1/stream` and the `@connections` API."""
+        self._server.stream = stream
 
     @property
     def url(self) -> str:

@@ -187,6 +187,7 @@ class LocalStack:
         self._clients: dict[str, Any] = {}
         self._uninstall_fal: Callable[[], None] | None = None
         self.notes: list[str] = []
+        self.live: Any = None  # local.live.LiveUpdates while live updates run
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -253,12 +254,14 @@ class LocalStack:
             gateway_responses_from_template(self.template),
         )
         self.http = HttpServer(gateway, self.config.port)
+        self._start_live(self.http)
         self.http.start()
         (self.data_dir / STACK_FILE).write_text(json.dumps(self.describe(), indent=2) + "\n")
 
     def stop(self) -> None:
         """Stop everything that runs, newest first; keep the archive and waiting messages."""
         steps: list[tuple[str, Callable[[], None]]] = [
+            ("live updates", self._stop_live),
             ("HTTP API", self._stop_http),
             ("pollers", self._stop_pollers),
             ("archive copy", self._stop_archive),
@@ -513,6 +516,84 @@ class LocalStack:
             "abandonedBatches": outcome.batches,
             "abandonedMessages": outcome.messages,
         }
+
+    # --- live updates (DESIGN §4b): the WebSocket API and every stream mapping of the template ---
+
+    def _start_live(self, http: HttpServer) -> None:
+        """Serve `/v1/stream` and `@connections` on the HTTP port and poll the Jobs table's stream."""
+        from local.live import LiveUpdates, connections_endpoint
+
+        assert self.runner is not None and self.engines is not None and self.signing_key is not None
+        table = self.resources.tables.get("JobsTable")
+        if table is None or "ConnectionsTable" not in self.resources.tables:
+            return
+        if self.engines.dynamodb_engine == "dynalite":
+            self.notes.append("live updates off: dynalite has no DynamoDB Streams (use the moto engine)")
+            return
+        import boto3
+
+        try:
+            stream_arn = self._jobs_stream(table)
+            streams = boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=self.engines.dynamodb)
+            streams.describe_stream(StreamArn=stream_arn)
+        except Exception as error:  # an engine of the user's own without Streams
+            self.notes.append(f"live updates off: the DynamoDB engine has no Streams ({error})")
+            return
+        self._set_env("CONNECTIONS_ENDPOINT", connections_endpoint(http.port))
+        self.live = LiveUpdates(
+            self.template,
+            streams,
+            {"JobsTable": stream_arn},
+            self._invoke,
+            Authorizer(self.signing_key.jwks()).claims_of,
+            region=REGION,
+            on_failure=self._stream_records_failed,
+        )
+        http.serve_stream(self.live.gateway)
+        self.live.start()
+        self.notes.append(f"live updates: ws://127.0.0.1:{http.port}/v1/stream?token=JWT")
+
+    def _jobs_stream(self, table: str) -> str:
+        """The Jobs table's stream ARN, switching on the template's StreamSpecification if it has none."""
+        dynamodb = self._clients["dynamodb"]
+        described = dynamodb.describe_table(TableName=table)["Table"]
+        if described.get("StreamSpecification", {}).get("StreamEnabled") and described.get("LatestStreamArn"):
+            return str(described["LatestStreamArn"])
+        view = self.template.properties("JobsTable")["StreamSpecification"]["StreamViewType"]
+        answer = dynamodb.update_table(
+            TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": view}
+        )
+        return str(answer["TableDescription"]["LatestStreamArn"])
+
+    def _stream_records_failed(self, function: str, records: list[dict[str, Any]]) -> None:
+        """Lambda's on-failure destination: the batch's description to the mapping's SQS queue."""
+        events = self.template.resources[function].get("Properties", {}).get("Events", {}).values()
+        targets = [
+            e.get("Properties", {}).get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", {})
+            for e in events
+            if e.get("Type") == "DynamoDB"
+        ]
+        named = [t.get("Fn::GetAtt", "") if isinstance(t, dict) else "" for t in targets]
+        queues = [
+            self.resources.queues.get(n[0] if isinstance(n, list) else str(n).split(".")[0]) for n in named
+        ]
+        sequence = [str(r["dynamodb"].get("SequenceNumber")) for r in records]
+        body = {
+            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": function},
+            "DDBStreamBatchInfo": {
+                "streamArn": records[0]["eventSourceARN"] if records else None,
+                "startSequenceNumber": sequence[0] if sequence else None,
+                "endSequenceNumber": sequence[-1] if sequence else None,
+                "batchSize": len(records),
+            },
+        }
+        for queue in filter(None, queues):
+            self._clients["sqs"].send_message(QueueUrl=queue.url, MessageBody=json.dumps(body))
+
+    def _stop_live(self) -> None:
+        live, self.live = self.live, None
+        if live is not None:
+            live.stop()
 
     # --- what it shows -----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,7 @@ log = logging.getLogger("jobstatus.local.streams")
 DEFAULT_BATCH_SIZE: Final = 100
 DEFAULT_RETRIES: Final = 5  # bounded here; Lambda's default (-1) retries until the record expires
 GET_RECORDS_LIMIT: Final = 1000
+SHARD_REFRESH_SECONDS: Final = 5.0  # how often new shards are looked for (DescribeStream)
 
 Record = dict[str, Any]
 Invoke = Callable[[dict[str, Any]], Any]
@@ -117,6 +119,7 @@ class StreamPoller:
         self._source = source
         self._region = region
         self._iterators: dict[str, str | None] = {}
+        self._shards_seen_at: float | None = None
         self.stats = SourceStats()
 
     def _shards(self) -> list[str]:
@@ -125,6 +128,7 @@ class StreamPoller:
 
     def start(self) -> None:
         """Place an iterator on every shard at the starting position (call before writes to see them)."""
+        self._shards_seen_at = time.monotonic()
         for shard in self._shards():
             if shard not in self._iterators:
                 self._iterators[shard] = self._streams.get_shard_iterator(
@@ -135,7 +139,9 @@ class StreamPoller:
 
     def poll_once(self) -> int:
         """Read every shard once and hand over what it holds; how many records were read."""
-        self.start()
+        # Not a DescribeStream every poll: the engine (moto) serves one request at a time.
+        if self._shards_seen_at is None or time.monotonic() - self._shards_seen_at >= SHARD_REFRESH_SECONDS:
+            self.start()
         read = 0
         for shard, iterator in list(self._iterators.items()):
             if iterator is None:

@@ -93,16 +93,24 @@ def test_the_projector_stopped_mid_run_and_restarted_loses_nothing(stack: Runnin
 
 
 def short_visibility_template(folder: Path, seconds: int) -> Path:
-    """A copy of template.yaml whose ProjectorQueue gives abandoned messages back after `seconds`."""
+    """A copy of template.yaml whose ProjectorQueue gives abandoned messages back after `seconds`.
+
+    Its ProjectorFn has a 2 s batching window, so a kill is likely to catch a batch in hand.
+    """
     text = TEMPLATE_PATH.read_text()
     start = text.index("\n  ProjectorQueue:\n")
     line_start = text.index("      VisibilityTimeout: ", start)
     line_end = text.index("\n", line_start)
+    text = f"{text[:line_start]}      VisibilityTimeout: {seconds}{text[line_end:]}"
+    window = text.index("MaximumBatchingWindowInSeconds: ", text.index("\n  ProjectorFn:\n"))
+    text = f"{text[:window]}MaximumBatchingWindowInSeconds: 2{text[text.index(chr(10), window) :]}"
     copy = folder / "template.yaml"
-    copy.write_text(f"{text[:line_start]}      VisibilityTimeout: {seconds}{text[line_end:]}")
+    copy.write_text(text)
     changed = Template.read(copy).resources["ProjectorQueue"]["Properties"]["VisibilityTimeout"]
     original = Template.read(TEMPLATE_PATH).resources["ProjectorQueue"]["Properties"]["VisibilityTimeout"]
     assert original != seconds and changed == seconds, "the replace missed the ProjectorQueue line"
+    events = Template.read(copy).resources["ProjectorFn"]["Properties"]["Events"]
+    assert events["ProjectorQueueEvent"]["Properties"]["MaximumBatchingWindowInSeconds"] == 2
     return copy
 
 
@@ -160,7 +168,7 @@ def test_the_projector_killed_mid_run_and_restarted_loses_nothing(
     stack = quick_redelivery_stack
     ids: list[str] = []
     with stack.client("root", admin=True) as admin, stack.client("frank") as frank:
-        # Kill ProjectorFn while status events flow; its 2 s batching window makes a batch in hand
+        # Kill ProjectorFn while status events flow; the copy's 2 s batching window makes a batch in hand
         # likely, but try again (with a few more jobs) until a kill really abandoned one.
         for attempt in range(5):
             ids += submit(frank, 8 if attempt == 0 else 2)

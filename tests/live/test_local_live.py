@@ -103,3 +103,36 @@ def test_a_subscriber_sees_every_change_of_a_job_in_order(live, template, tmp_pa
         server.server_close()
     # Speed is bench/live.py's to measure; here every change arrived (recv's 5 s timeout is the bound).
     assert len(latencies) == 3
+
+
+def test_records_given_up_on_go_to_the_mappings_on_failure_queue(tmp_path):
+    from local.resources import QueueInfo
+    from local.stack import LocalStack, StackConfig
+
+    sent: list[dict[str, Any]] = []
+
+    class Sqs:
+        def send_message(self, **kwargs: Any) -> None:
+            sent.append(kwargs)
+
+    stack = LocalStack(StackConfig(port=0, data_dir=tmp_path))
+    stack.resources.queues = {
+        name: QueueInfo(name, name, f"http://sqs.local/{name}", f"arn:{name}", 30)
+        for name in ("NotifierDLQ", "WebhookDispatchDLQ", "ProjectorQueue")
+    }
+    stack._clients = {"sqs": Sqs()}
+    records = [
+        {"eventSourceARN": "arn:stream", "dynamodb": {"SequenceNumber": "100"}},
+        {"eventSourceARN": "arn:stream", "dynamodb": {"SequenceNumber": "101"}},
+    ]
+    stack._stream_records_failed("NotifierFn", records)
+    assert [m["QueueUrl"] for m in sent] == ["http://sqs.local/NotifierDLQ"]
+    assert json.loads(sent[0]["MessageBody"]) == {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": "NotifierFn"},
+        "DDBStreamBatchInfo": {
+            "streamArn": "arn:stream",
+            "startSequenceNumber": "100",
+            "endSequenceNumber": "101",
+            "batchSize": 2,
+        },
+    }

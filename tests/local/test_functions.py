@@ -16,7 +16,7 @@ def test_sqs_sources_come_from_the_template(local_template: Template) -> None:
         SqsSource(
             queue="ProjectorQueue",
             batch_size=100,
-            batching_window=2.0,
+            batching_window=0.0,
             report_batch_item_failures=True,
             maximum_concurrency=5,
         ),

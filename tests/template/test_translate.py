@@ -157,7 +157,7 @@ EXPECTED_MAPPINGS = {
         "ProjectorQueue",
         {
             "BatchSize": 100,
-            "MaximumBatchingWindowInSeconds": 2,
+            "MaximumBatchingWindowInSeconds": 0,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "ScalingConfig": {"MaximumConcurrency": 5},
         },
