@@ -62,10 +62,16 @@ clean:
 
 # `sam build` (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set: copy only
 # our packages and install the runtime dependencies for Lambda's Python 3.12 on arm64.
-build-%:
+# Only runtime code goes into a zip: the Lambda packages, never ops/ (operator tooling), local/,
+# tests/ or bench/. `build-copy-%` is the copy step alone (tests/template/test_packaging.py runs it).
+LAMBDA_PACKAGES := jobstatus producers projector api notifier webhooks
+
+build-copy-%:
 	mkdir -p "$(ARTIFACTS_DIR)"
-	cp -R jobstatus producers projector api notifier webhooks "$(ARTIFACTS_DIR)/"
+	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+
+build-%: build-copy-%
 	$(PYTHON) -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith(('boto3', 'botocore'))))" > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform manylinux2014_aarch64 \
 		--implementation cp --python-version 3.12 --only-binary=:all: -r "$(ARTIFACTS_DIR)/requirements.txt"

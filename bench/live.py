@@ -80,13 +80,13 @@ def measure(connections: int, changes: int) -> list[float]:
     from local.auth import Authorizer, SigningKey, issue_token
     from local.engines import free_port
     from local.live import LiveUpdates, connections_endpoint
-    from local.template import Template
     from notifier.handler import NotifierDeps
     from notifier.handler import handle as notify
     from notifier.routes import StreamDeps
     from notifier.routes import handle as route
     from notifier.sender import ConnectionsApi
     from notifier.store import ConnectionStore
+    from ops.template import Template
     from projector.fold import coalesce
     from projector.store import JobStore
 

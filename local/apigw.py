@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from local.template import Template
+from ops.template import Template
 
 STAGE_NAME: Final = "local"
 _PATH_PARAMETER = re.compile(r"^\{([^}+]+)\+?\}$")

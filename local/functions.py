@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from local.template import Template
+from ops.template import Template
 
 if TYPE_CHECKING:
     from producers.publishing.afterresponse import AfterResponse, Work

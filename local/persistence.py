@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from local.resources import QueueInfo
-    from local.template import Template
+    from ops.template import Template
     from projector.rebuild import LineProblem
 
 log = logging.getLogger(__name__)

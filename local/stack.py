@@ -38,7 +38,7 @@ from local.persistence import (
 from local.poller import SqsPoller
 from local.resources import StackResources, provision
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
-from local.template import TEMPLATE_PATH, Template
+from ops.template import TEMPLATE_PATH, Template
 
 log = logging.getLogger(__name__)
 

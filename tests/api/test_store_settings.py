@@ -258,7 +258,7 @@ KEPT_OUT = (
     "boto3",
     "s3transfer",
     "aws_xray_sdk",
-    "jobstatus.cli",
+    "ops.cli",
     "jobstatus.codec",
     "jobstatus.events",
     "jobstatus.requests",

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from jobstatus.cli import build_parser, main
 from local import demo, stackfile
 from local.auth import Authorizer, SigningKey
+from ops.cli import build_parser, main
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 from rich.console import Console
 
-from local.template import Template
-from projector import rebuild_cli
+from ops import rebuild_cli
+from ops.template import Template
 from projector.rebuild import RebuildError, Replays, ReplayState, ReplayStatus
 
 from .helpers import ScriptedReplays, create_bus, drain, history, parse, publish, run
@@ -237,11 +237,11 @@ def test_interrupted_cli_run_says_how_to_follow_again(aws, monkeypatch, capsys):
 
 
 def test_without_template_yaml_the_names_must_be_flags(monkeypatch, tmp_path):
-    import local.template
+    import ops.template
 
     def missing(**_):
         raise FileNotFoundError("template.yaml")
 
-    monkeypatch.setattr(local.template.Template, "read", missing)
+    monkeypatch.setattr(ops.template.Template, "read", missing)
     with pytest.raises(RebuildError, match="pass --archive-arn, --bus-arn and --rule-arn"):
         rebuild_cli._template("prod")

@@ -12,7 +12,7 @@ import sys
 from typing import Final
 
 # Modules that define `register(subparsers)`; each parser sets `run=callable(args) -> int`.
-COMMAND_MODULES: Final = ("projector.rebuild_cli", "local.cli", "jobstatus.smoke")
+COMMAND_MODULES: Final = ("ops.rebuild_cli", "local.cli", "ops.smoke")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import boto3
     from rich.console import Console
 
-    from local.template import Template
+    from ops.template import Template
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1  # the replay failed or was cancelled; lines were invalid or not written
@@ -191,7 +191,7 @@ def _caller_account(session: boto3.session.Session) -> str:
 
 
 def _template(stage: str) -> Template:
-    from local.template import TEMPLATE_PATH, Template
+    from ops.template import TEMPLATE_PATH, Template
 
     try:
         return Template.read(Stage=stage)
