@@ -26,14 +26,13 @@ from api.core import (
     INVALID_JOB_ID,
     INVALID_LIMIT,
     INVALID_STATUS,
-    JOB_ID_PATTERN,
     MAX_LIMIT,
     NOT_FOUND,
     SERVICE_UNAVAILABLE,
-    STATUSES,
     UNAUTHORIZED,
 )
 from api.handler import RETRY_AFTER_SECONDS
+from jobstatus.contract import JOB_ID_PATTERN, STATUSES
 
 TIMESTAMP: Final = {"type": "string", "format": "date-time", "example": "2026-11-22T07:20:31.123Z"}
 SECURITY_SCHEME: Final = "CognitoUserPool"

@@ -12,7 +12,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
-from jobstatus.events import JOB_ID_PATTERN
+from jobstatus.contract import JOB_ID_PATTERN
 
 # The fields that name the job: a detail wrong in one of these cannot even become a FAILED job.
 NAMING_FIELDS: Final = frozenset({"jobId", "userId", "createdAt"})

@@ -13,7 +13,8 @@ from typing import Any, Final
 
 import httpx
 
-TERMINAL: Final = frozenset({"COMPLETED", "FAILED"})
+from jobstatus.contract import TERMINAL_STATUSES as TERMINAL
+
 DEMO_MODEL: Final = "fal-ai/kling-video/v2/master/text-to-video"
 POLL_SECONDS: Final = 0.5
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from jobstatus.contract import TERMINAL_STATUSES as TERMINAL
+
 if TYPE_CHECKING:
     import httpx
 
 API_OUTPUT: Final = "JobsApiUrl"
-TERMINAL: Final = frozenset({"COMPLETED", "FAILED"})
 SMOKE_MODEL: Final = "fal-ai/kling-video/v2/master/text-to-video"
 SMOKE_USER: Final = "smoke"  # the user of the token `--local` makes
 
