@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dynalite lint typecheck test test-fast run bench openapi schema clean
+.PHONY: help setup dynalite lint typecheck test test-fast test-unit run bench openapi schema clean
 
 help:
 	@echo "make run    - run the whole system locally (API on http://127.0.0.1:$(PORT))"
 	@echo "make test   - set up, then run every lint, type check and test"
+	@echo "make test-unit - the unit and property tiers only (no servers, no subprocess stack)"
 	@echo "make bench  - run the benchmarks and print their tables"
 
 $(STAMP): pyproject.toml
@@ -40,6 +41,10 @@ test: setup lint typecheck
 # The same tests without lint, types and coverage: for the edit-test loop.
 test-fast: setup
 	$(BIN)/pytest -p no:cacheprovider -x -q
+
+# The unit and property tiers: in-process, no engine servers, no stack subprocess, no browser.
+test-unit: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -q -m "unit or property"
 
 run: setup
 	$(BIN)/jobstatus local --port $(PORT)
