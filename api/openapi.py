@@ -17,8 +17,6 @@ from typing import Any, Final
 
 from api.core import (
     ALWAYS_FIELDS,
-    CORS_ALLOW_HEADERS,
-    CORS_ALLOW_METHODS,
     CORS_EXPOSE_HEADERS,
     DEFAULT_LIMIT,
     INTERNAL_ERROR,
@@ -92,7 +90,20 @@ def _error_schema(codes: list[str]) -> dict[str, Any]:
                 "type": "object",
                 "required": ["code", "message"],
                 "additionalProperties": False,
-                "properties": {"code": {"type": "string", "enum": codes}, "message": {"type": "string"}},
+                "properties": {
+                    "code": {"type": "string", "enum": codes},
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "array",
+                        "description": "POST /v1/jobs: which fields are wrong, and how",
+                        "items": {
+                            "type": "object",
+                            "required": ["field", "message"],
+                            "additionalProperties": False,
+                            "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                        },
+                    },
+                },
             }
         },
     }
@@ -142,10 +153,24 @@ COMMON_ERRORS: Final = {
 }
 
 
-def _preflight(path_parameters: list[dict[str, Any]]) -> dict[str, Any]:
+# What the template's MOCK preflights answer (tests/api/test_openapi.py compares them with template.yaml).
+PREFLIGHT_METHODS: Final = {
+    "Jobs": "GET, POST, OPTIONS",
+    "Job": "GET, OPTIONS",
+    "WebhookSecret": "GET, OPTIONS",
+}
+PREFLIGHT_HEADERS: Final = {
+    "Jobs": "Authorization, Content-Type, Idempotency-Key",
+    "Job": "Authorization, If-None-Match",
+    "WebhookSecret": "Authorization, If-None-Match",
+}
+PREFLIGHT_MAX_AGE: Final = "600"
+
+
+def _preflight(name: str, path_parameters: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "operationId": "preflight" + ("Job" if path_parameters else "Jobs"),
-        "summary": "CORS preflight (no authorization)",
+        "operationId": f"preflight{name}",
+        "summary": "CORS preflight: API Gateway answers (MOCK), no authorization, no function",
         "security": [],
         "parameters": [
             *path_parameters,
@@ -153,20 +178,130 @@ def _preflight(path_parameters: list[dict[str, Any]]) -> dict[str, Any]:
         ],
         "responses": {
             "204": {
-                "description": "CORS headers for an allowed Origin, none for any other",
+                "description": "The CORS headers for an allowed Origin; for any other, only `Vary`",
                 "headers": {
-                    **COMMON_HEADERS,
-                    "Access-Control-Allow-Methods": _header("Allowed methods", enum=[CORS_ALLOW_METHODS]),
-                    "Access-Control-Allow-Headers": _header("Allowed headers", enum=[CORS_ALLOW_HEADERS]),
-                    "Access-Control-Max-Age": _header("Seconds a preflight may be cached"),
+                    "Vary": COMMON_HEADERS["Vary"],
+                    "Access-Control-Allow-Origin": COMMON_HEADERS["Access-Control-Allow-Origin"],
+                    "Access-Control-Allow-Methods": _header(
+                        "Allowed methods", enum=[PREFLIGHT_METHODS[name]]
+                    ),
+                    "Access-Control-Allow-Headers": _header(
+                        "Allowed headers", enum=[PREFLIGHT_HEADERS[name]]
+                    ),
+                    "Access-Control-Max-Age": _header(
+                        "Seconds a preflight may be cached", enum=[PREFLIGHT_MAX_AGE]
+                    ),
                 },
             }
+        },
+        "x-amazon-apigateway-integration": {"type": "mock"},
+    }
+
+
+SUBMIT_EXPOSE_HEADERS: Final = "Location, Retry-After"
+SUBMIT_HEADERS: Final = {
+    "Vary": COMMON_HEADERS["Vary"],
+    "Access-Control-Allow-Origin": COMMON_HEADERS["Access-Control-Allow-Origin"],
+    "Access-Control-Expose-Headers": _header(
+        "Response headers a browser may read", enum=[SUBMIT_EXPOSE_HEADERS]
+    ),
+    **NO_STORE,
+}
+SUBMIT_REFUSALS: Final = (
+    "INVALID_REQUEST",
+    "MODEL_NOT_ALLOWED",
+    "INPUT_TOO_LARGE",
+    "INVALID_IDEMPOTENCY_KEY",
+    "IDEMPOTENCY_KEY_REUSED",
+    "INVALID_WEBHOOK",
+)
+
+
+def _submit_error(description: str, retry_after: str | None = None) -> dict[str, Any]:
+    extra = {"Retry-After": _header("Seconds to wait", enum=[retry_after])} if retry_after else {}
+    return {
+        "description": description,
+        "headers": {**SUBMIT_HEADERS, **extra},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def _submit_job() -> dict[str, Any]:
+    return {
+        "operationId": "submitJob",
+        "summary": "Submit one video-generation job for the caller (SubmitJobFn)",
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Repeat a request safely: the same key and body answer the same job "
+                "(per user, kept as long as the job)",
+                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("SubmitJobRequest")}},
+        },
+        "responses": {
+            "202": {
+                "description": "Queued: the job's id; follow it at Location",
+                "headers": {
+                    **SUBMIT_HEADERS,
+                    "Location": _header("The job's URL", pattern="^/v1/jobs/"),
+                },
+                "content": {"application/json": {"schema": _ref("JobAccepted")}},
+            },
+            "400": _submit_error(f"The request is refused ({', '.join(SUBMIT_REFUSALS)}); `fields` says why"),
+            "401": _submit_error("No or bad token (UNAUTHORIZED)"),
+            "409": _submit_error(
+                "A request with this Idempotency-Key is still running (REQUEST_IN_PROGRESS)", "1"
+            ),
+            "415": _submit_error("The body is not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)"),
+            "500": _submit_error("Unexpected error (INTERNAL_ERROR)"),
+            "503": _submit_error(
+                "The job could not be queued (SERVICE_UNAVAILABLE): retry with the same Idempotency-Key", "2"
+            ),
+        },
+    }
+
+
+def _webhook_secret() -> dict[str, Any]:
+    headers = {
+        "Vary": COMMON_HEADERS["Vary"],
+        "Access-Control-Allow-Origin": COMMON_HEADERS["Access-Control-Allow-Origin"],
+        "Access-Control-Expose-Headers": COMMON_HEADERS["Access-Control-Expose-Headers"],
+        **NO_STORE,
+    }
+    return {
+        "operationId": "getWebhookSecret",
+        "summary": "The caller's webhook signing secret (WebhookSecretFn; docs/webhooks.md)",
+        "responses": {
+            "200": {
+                "description": "The secret to verify the caller's webhook deliveries with",
+                "headers": headers,
+                "content": {"application/json": {"schema": _ref("WebhookSecret")}},
+            },
+            "401": {
+                "description": "No or bad token (UNAUTHORIZED)",
+                "headers": {
+                    **headers,
+                    "WWW-Authenticate": _header("The scheme to authenticate with", enum=["Bearer"]),
+                },
+                "content": {"application/json": {"schema": _ref("Error")}},
+            },
+            "500": {
+                "description": "Unexpected error (INTERNAL_ERROR)",
+                "headers": headers,
+                "content": {"application/json": {"schema": _ref("Error")}},
+            },
         },
     }
 
 
 def build_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document of `GET /v1/jobs/{id}`, `GET /v1/jobs` and their CORS preflights."""
+    """The OpenAPI 3.0 document of every route: the jobs, the webhook secret, their CORS preflights."""
     job_id = {
         "name": "id",
         "in": "path",
@@ -235,11 +370,12 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "Job status API",
             "version": "1.0.0",
-            "description": "GetJobFn: the status of video-generation jobs (DESIGN §4).",
+            "description": "Submit video-generation jobs and read their status (docs/api.md).",
         },
         "paths": {
-            "/v1/jobs": {"get": list_jobs, "options": _preflight([])},
-            "/v1/jobs/{id}": {"get": get_job, "options": _preflight([job_id])},
+            "/v1/jobs": {"get": list_jobs, "post": _submit_job(), "options": _preflight("Jobs", [])},
+            "/v1/jobs/{id}": {"get": get_job, "options": _preflight("Job", [job_id])},
+            "/v1/webhooks/secret": {"get": _webhook_secret(), "options": _preflight("WebhookSecret", [])},
         },
         "security": [{SECURITY_SCHEME: []}],
         "components": {
@@ -263,6 +399,53 @@ def build_document() -> dict[str, Any]:
                         "nextCursor": _nullable({"type": "string"}),
                     },
                 },
+                "SubmitJobRequest": {
+                    "type": "object",
+                    "required": ["model", "input"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "model": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 256,
+                            "description": "A Fal application on the allow-list",
+                        },
+                        "input": {
+                            "type": "object",
+                            "additionalProperties": True,
+                            "description": "The model's arguments; at most 16 KiB as JSON",
+                        },
+                        "webhook": {
+                            "type": "string",
+                            "format": "uri",
+                            "maxLength": 2048,
+                            "description": "An https:// URL to POST the job's changes to (docs/webhooks.md)",
+                        },
+                        "webhookEvents": {
+                            "type": "array",
+                            "minItems": 1,
+                            "uniqueItems": True,
+                            "items": {"type": "string", "enum": list(STATUSES)},
+                            "description": "The statuses to be told of; default COMPLETED and FAILED",
+                        },
+                    },
+                },
+                "JobAccepted": {
+                    "type": "object",
+                    "required": ["jobId", "status", "createdAt"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "jobId": {"type": "string", "pattern": JOB_ID_PATTERN},
+                        "status": {"type": "string", "enum": ["QUEUED"]},
+                        "createdAt": TIMESTAMP,
+                    },
+                },
+                "WebhookSecret": {
+                    "type": "object",
+                    "required": ["secret"],
+                    "additionalProperties": False,
+                    "properties": {"secret": {"type": "string", "pattern": "^whsec_"}},
+                },
                 "Error": _error_schema(
                     [
                         UNAUTHORIZED,
@@ -273,6 +456,9 @@ def build_document() -> dict[str, Any]:
                         INVALID_CURSOR,
                         SERVICE_UNAVAILABLE,
                         INTERNAL_ERROR,
+                        *SUBMIT_REFUSALS,
+                        "REQUEST_IN_PROGRESS",
+                        "UNSUPPORTED_MEDIA_TYPE",
                     ]
                 ),
             },
