@@ -26,7 +26,14 @@ from typing import Any, Final
 from local.apigw import Route, gateway_responses_from_template, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
 from local.engines import Dynalite, EngineError, MotoProcess, MotoServer, external_endpoint
-from local.functions import FunctionSpec, FunctionTimeout, functions_from_template, held_after_response
+from local.functions import (
+    FunctionSpec,
+    FunctionTimeout,
+    drop_unpublished_metrics,
+    functions_from_template,
+    held_after_response,
+    log_as,
+)
 from local.persistence import (
     ARCHIVE_FILE,
     QUEUES_FILE,
@@ -132,6 +139,7 @@ class FunctionRunner:
         answered = threading.Event()
 
         def run() -> None:
+            log_as(context)
             try:
                 with held_after_response() as held:
                     try:
@@ -141,6 +149,7 @@ class FunctionRunner:
                 answered.set()
                 held.run()
             finally:
+                drop_unpublished_metrics()
                 with self._lock:
                     self._workers.discard(threading.current_thread())
 
