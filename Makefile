@@ -69,11 +69,9 @@ clean:
 # our packages and install the runtime dependencies for Lambda's Python 3.12 on arm64.
 # Only runtime code goes into a zip: the Lambda packages, never ops/ (operator tooling), local/,
 # tests/ or bench/. `build-copy-%` is the copy step alone (tests/template/test_packaging.py runs it).
-LAMBDA_PACKAGES := jobstatus producers projector api notifier webhooks
-
 build-copy-%:
 	mkdir -p "$(ARTIFACTS_DIR)"
-	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
+	cp -R jobstatus producers projector api notifier webhooks "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
 
 build-%: build-copy-%
