@@ -56,11 +56,13 @@ def test_replay_sends_the_archive_to_the_projector_queue(aws, capsys):
     assert sorted(e["detail"]["eventId"] for e in replayed) == sorted(p.event_id for p in published)
     assert {e["replay-name"] for e in replayed} == {"rebuild-unit-test"}
     assert not {e["id"] for e in replayed} & {json.loads(r["body"])["id"] for r in live}
-    err = capsys.readouterr().err
-    assert "Started replay rebuild-unit-test of " + bus.archive_arn in err
-    assert bus.rule_arn + " only" in err
-    assert "COMPLETED" in err
-    assert "projector's queue" in err
+    # (progress on stderr, the summary on stdout: moved there on purpose, issue 11)
+    printed = capsys.readouterr()
+    assert "Started replay rebuild-unit-test of " + bus.archive_arn in printed.err
+    assert bus.rule_arn + " only" in printed.err
+    assert "COMPLETED" in printed.out
+    assert "projector's queue" in printed.out
+    assert " at -" not in printed.err + printed.out and "Last event replayed -" not in printed.out
 
 
 def test_explicit_arns_need_no_sts_or_template(aws, monkeypatch):
@@ -108,8 +110,7 @@ def test_a_failed_replay_exits_non_zero_with_its_reason(aws, monkeypatch, capsys
     )
     monkeypatch.setattr(Replays, "describe", lambda self, name: failed)
     assert run("--since", "1d", "--stage", "fails", "--poll", "0") == rebuild_cli.EXIT_FAILED
-    err = capsys.readouterr().err
-    assert "FAILED (Destination rule was deleted)" in err
+    assert "FAILED (Destination rule was deleted)" in capsys.readouterr().out  # the summary: stdout
 
 
 def test_attach_follows_a_replay_by_name(aws, capsys):
@@ -123,7 +124,7 @@ def test_attach_follows_a_replay_by_name(aws, capsys):
         Destination={"Arn": bus.bus_arn, "FilterArns": [bus.rule_arn]},
     )
     assert run("--attach", "earlier", "--poll", "0") == rebuild_cli.EXIT_OK
-    assert "Replay earlier" in capsys.readouterr().err
+    assert "Replay earlier" in capsys.readouterr().out  # the summary: stdout
     assert run("--attach", "never-started", "--poll", "0") == rebuild_cli.EXIT_USAGE
 
 
