@@ -1,12 +1,7 @@
 """`jobstatus rebuild`: rebuild the Jobs table from the archive (an EventBridge replay) or a file.
 
-    jobstatus rebuild --since 7d                  # replay the last week to the projector rule
-    jobstatus rebuild --since 2026-11-01 --until 2026-11-08T12:00Z --stage prod
-    jobstatus rebuild --attach rebuild-prod-20261122T072031Z   # watch a replay again
-    jobstatus rebuild --from-file events.jsonl --table Jobs-dev
-
-The work is done by `projector.rebuild`; this module parses flags, builds the AWS clients and
-shows progress. rich and boto3 are imported inside the commands, never at import time.
+The work is `projector.rebuild`'s; this parses flags, builds the clients and shows progress (stderr)
+and the summary (stdout). rich and boto3 are imported inside the commands.
 """
 
 from __future__ import annotations
