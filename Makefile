@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup dynalite lint typecheck test test-fast run bench openapi schema clean
+.PHONY: help setup dynalite lint typecheck test test-fast test-unit run bench openapi schema clean
 
 help:
 	@echo "make run    - run the whole system locally (API on http://127.0.0.1:$(PORT))"
 	@echo "make test   - set up, then run every lint, type check and test"
+	@echo "make test-unit - the unit and property tiers only (no servers, no subprocess stack)"
 	@echo "make bench  - run the benchmarks and print their tables"
 
 $(STAMP): pyproject.toml
@@ -41,6 +42,10 @@ test: setup lint typecheck
 test-fast: setup
 	$(BIN)/pytest -p no:cacheprovider -x -q
 
+# The unit and property tiers: in-process, no engine servers, no stack subprocess, no browser.
+test-unit: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -q -m "unit or property"
+
 run: setup
 	$(BIN)/jobstatus local --port $(PORT)
 
@@ -63,10 +68,15 @@ clean:
 
 # `sam build` (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set: copy only
 # our packages and install the runtime dependencies for Lambda's Python 3.12 on arm64.
-build-%:
+# Only runtime code goes into a zip: the Lambda packages, never ops/ (operator tooling), local/,
+# tests/ or bench/. `build-copy-%` is the copy step alone (tests/template/test_packaging.py runs it).
+build-copy-%:
 	mkdir -p "$(ARTIFACTS_DIR)"
 	cp -R jobstatus producers projector api notifier webhooks "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+
+build-%:
+	$(MAKE) --no-print-directory build-copy-$* ARTIFACTS_DIR="$(ARTIFACTS_DIR)"
 	$(PYTHON) -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith(('boto3', 'botocore'))))" > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform manylinux2014_aarch64 \
 		--implementation cp --python-version 3.12 --only-binary=:all: -r "$(ARTIFACTS_DIR)/requirements.txt"

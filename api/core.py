@@ -1,9 +1,8 @@
 """The pure rules of the read API (DESIGN §4): who may read what, the job body, ETags, cursors, CORS.
 
 No boto3, no Powertools and no pydantic: this module is on the GetJobFn cold-start path, and
-`jobstatus.events` builds pydantic models at import (about 10 ms by `python -X importtime`).
-The job-id pattern and the statuses are therefore repeated from it; a contract test keeps
-them equal.
+`jobstatus.events` builds pydantic models at import (about 10 ms by `python -X importtime`):
+the job-id pattern and the statuses come from the pure `jobstatus.contract`.
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from jobstatus import http
+from jobstatus.contract import JOB_ID_PATTERN, STATUSES, TERMINAL_STATUSES
 from jobstatus.http import Caller, error_body
 
-JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
-STATUSES: Final = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED")
-TERMINAL_STATUSES: Final = frozenset({"COMPLETED", "FAILED"})
 ADMIN_GROUP: Final = "admin"
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100

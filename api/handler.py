@@ -169,30 +169,17 @@ def list_jobs() -> Response[Any]:
     return _json(200, {"items": [job_view(item) for item in page.items], "nextCursor": next_cursor})
 
 
-@app.route(JOBS_PATH, method="OPTIONS")
-@app.route(JOB_PATH, method="OPTIONS")
-def preflight(job_id: str | None = None) -> Response[Any]:
-    """The CORS preflight: no authorization; `handle` adds the headers for allowed origins.
-
-    API Gateway answers preflights itself (a MOCK integration); this one answers only where the
-    function is called directly, as the OpenAPI conformance test does.
-    """
-    return Response(status_code=204)
-
-
 @app.not_found
 def route_not_found(_: NotFoundError) -> Response[Any]:
     """404 for an unknown path; 405 for a known path with a method it does not answer.
 
-    The router matches only ids of URL-safe characters: any other id on the job path is
-    still a malformed id (400), and its preflight still a preflight.
+    The router matches only ids of URL-safe characters: any other id on the job path is still a
+    malformed id (400). OPTIONS is 405 too: API Gateway answers preflights itself (a MOCK).
     """
     path = app.current_event.path
     method = app.current_event.http_method.upper()
     if not _KNOWN_PATH.fullmatch(path):
         return _json(404, error_body(NOT_FOUND, f"No route for {path}"))
-    if method == "OPTIONS":
-        return preflight()
     if method == "GET":
         _caller()
         parse_job_id(path.rsplit("/", 1)[1])
@@ -249,7 +236,7 @@ def handle(event: dict[str, Any], context: LambdaContext | None, deps: Dependenc
         }
     method = str(event.get("httpMethod", ""))
     origin = header(event, "Origin")
-    cors = cors_headers(origin, deps.settings.allowed_origins, preflight=method == "OPTIONS")
+    cors = cors_headers(origin, deps.settings.allowed_origins, preflight=False)  # preflights: the MOCK
     add_headers(response, {"Vary": "Origin", **cors})
     logger.info(
         "request answered",

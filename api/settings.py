@@ -3,7 +3,7 @@
 Not the shared pydantic-settings `jobstatus.settings.Settings`: pydantic and pydantic-settings
 cost this function's cold start about 77 ms (bench/api.py), more than a third of the margin it
 has over boto3's own import. The same variables, names, defaults and rules, checked here by
-hand; a contract test keeps them equal to the shared model.
+hand, with the defaults of `jobstatus.contract`.
 """
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ from dataclasses import dataclass
 from typing import Final
 
 from jobstatus.commalist import split_comma_list
+from jobstatus.contract import (
+    DEFAULT_ALLOWED_ORIGINS,
+    DEFAULT_JOB_TTL_DAYS,
+    DEFAULT_JOBS_TABLE_NAME,
+    DEFAULT_STAGE,
+    JOB_TTL_DAYS_RANGE,
+)
 
 # Only stages that never face the internet may sign cursors with a key anyone can read here; every
 # other stage reads its key from the Secrets Manager secret named by CURSOR_KEY_SECRET_ARN.
 LOCAL_STAGES: Final = frozenset({"dev", "test", "local"})
 DEV_CURSOR_SIGNING_KEY: Final = "jobstatus-local-cursor-signing-key"  # public: local stages only
 MIN_KEY_LENGTH: Final = 16
-# As in `jobstatus.settings` (a contract test keeps them equal).
-DEFAULT_STAGE: Final = "dev"
-DEFAULT_JOBS_TABLE_NAME: Final = "Jobs-dev"
-DEFAULT_JOB_TTL_DAYS: Final = 30
-JOB_TTL_DAYS_RANGE: Final = (1, 3650)
-DEFAULT_ALLOWED_ORIGINS: Final = ("https://admin.deepfoundai.com", "https://video.deepfoundai.com")
 
 
 class SettingsError(ValueError):

@@ -221,7 +221,7 @@ def report_latency(requests: int) -> None:
     from api.settings import ApiSettings
     from api.store import JobReader
     from jobstatus.events import JobStatusChanged, utc_now
-    from local.template import Template
+    from ops.template import Template
     from projector.fold import coalesce
     from projector.store import JobStore
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from local.template import Template
+    from ops.template import Template
 
 # DynamoDB operations that read; a projector that never reads before writing makes none of them.
 READ_OPERATIONS: Final = frozenset(

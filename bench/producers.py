@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.common import create_jobs_table, dynamodb_engine
     from local.engines import free_port
-    from local.template import Template
+    from ops.template import Template
     from producers.aws import FAST_FAIL
 
     fal = args.fal_ms / 1000

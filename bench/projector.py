@@ -249,7 +249,7 @@ def distinct_jobs(batches: Sequence[dict[str, Any]]) -> int:
 
 def start_run(name: str, make: Callable[[DynamoDBClient, str], Projector], endpoint: str) -> Run:
     """A projector on its own client and fresh table, its requests counted."""
-    from local.template import Template
+    from ops.template import Template
 
     client = dynamodb_client(endpoint)
     table = create_jobs_table(client, Template.read(Stage="bench"))
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     fake_aws_environment()
-    from local.template import Template
+    from ops.template import Template
     from projector.fold import project
     from projector.rebuild import batch_size_of
 

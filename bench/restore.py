@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     fake_aws_environment()
 
     from local.persistence import restore_jobs
-    from local.template import Template
+    from ops.template import Template
 
     template = Template.read(Stage="bench")
     now = datetime.now(UTC)

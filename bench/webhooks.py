@@ -120,7 +120,7 @@ def main() -> None:
 
     from jobstatus.codec import to_item
     from local.engines import free_port
-    from local.template import Template
+    from ops.template import Template
     from webhooks import dispatcher, sender_handler
     from webhooks.dispatch import delivery_of
     from webhooks.http import post

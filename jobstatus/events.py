@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from jobstatus.contract import JOB_ID_PATTERN, STATUS_RANK, TERMINAL_STATUSES
 from jobstatus.storable import FIELD_LEVEL, unstorable_reason
 
 DETAIL_TYPE: Final = "JobStatusChanged"
@@ -36,7 +37,6 @@ SOURCE_FAL_INVOKER: Final = "jobs.fal-invoker"
 SOURCES: Final = (SOURCE_SUBMIT, SOURCE_FAL_INVOKER)
 
 SCHEMA_VERSION: Final = 1
-JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 # ASCII digits only (`\d` would take any Unicode digit and break the byte order of versions);
 # the ranges keep the JSON Schema close to the model, which also refuses impossible dates.
 TIMESTAMP_PATTERN: Final = (
@@ -69,13 +69,8 @@ class Status(StrEnum):
     FAILED = "FAILED"
 
 
-RANK: Final[dict[Status, int]] = {
-    Status.QUEUED: 1,
-    Status.PROCESSING: 2,
-    Status.COMPLETED: 3,
-    Status.FAILED: 3,
-}
-TERMINAL: Final = frozenset({Status.COMPLETED, Status.FAILED})
+RANK: Final[dict[Status, int]] = {status: STATUS_RANK[status] for status in Status}
+TERMINAL: Final = frozenset(Status(status) for status in TERMINAL_STATUSES)
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -13,7 +13,8 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
-from jobstatus.events import JOB_ID_PATTERN, WEBHOOK_URL_PATTERN
+from jobstatus.contract import JOB_ID_PATTERN
+from jobstatus.events import WEBHOOK_URL_PATTERN
 
 # The fields that name the job: a detail wrong in one of these cannot even become a FAILED job.
 NAMING_FIELDS: Final = frozenset({"jobId", "userId", "createdAt"})

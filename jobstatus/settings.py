@@ -11,8 +11,14 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobstatus.commalist import comma_list
-
-DEFAULT_ALLOWED_ORIGINS = ("https://admin.deepfoundai.com", "https://video.deepfoundai.com")
+from jobstatus.contract import (
+    DEFAULT_ALLOWED_ORIGINS,
+    DEFAULT_EVENT_BUS_NAME,
+    DEFAULT_JOB_TTL_DAYS,
+    DEFAULT_JOBS_TABLE_NAME,
+    DEFAULT_STAGE,
+    JOB_TTL_DAYS_RANGE,
+)
 
 
 class Settings(BaseSettings):
@@ -20,10 +26,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
-    stage: str = "dev"
-    jobs_table_name: str = "Jobs-dev"
-    event_bus_name: str = "jobs-dev"
-    job_ttl_days: int = Field(default=30, ge=1, le=3650)
+    stage: str = DEFAULT_STAGE
+    jobs_table_name: str = DEFAULT_JOBS_TABLE_NAME
+    event_bus_name: str = DEFAULT_EVENT_BUS_NAME
+    job_ttl_days: int = Field(
+        default=DEFAULT_JOB_TTL_DAYS, ge=JOB_TTL_DAYS_RANGE[0], le=JOB_TTL_DAYS_RANGE[1]
+    )
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ALLOWED_ORIGINS
 
     @field_validator("allowed_origins", mode="before")

@@ -1,11 +1,6 @@
 """Values DynamoDB can store (DESIGN §2 "Storable values"): the check and the repair.
 
-Pure: no boto3, no pydantic. The event model refuses what `unstorable_reason` names; a producer
-that forwards outside data (Fal's result, a client's `input`) passes it through `make_storable`
-first and logs what it changed.
-
-Levels count containers from the event itself (level 1): an event field's object is level 2,
-an object inside it level 3, and so on; DynamoDB refuses a document deeper than 32.
+Pure. Levels count containers from the event itself (level 1); DynamoDB refuses deeper than 32.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """API Gateway REST API, locally: routes read from the template, requests turned into proxy events.
 
-`routes_from_template` reads the `AWS::ApiGateway::Resource` / `Method` resources (path parts,
-HTTP method, the function the integration invokes or its MOCK integration, whether a Cognito
-authorizer guards it). `proxy_event` builds the full REST API (payload 1.0) Lambda proxy event;
-`ProxyResponse.parse` reads what the function answered. `MockIntegration.answer` and
-`GatewayResponses.answer` run the template's own VTL mapping templates (with airspeed, a Velocity
-engine for AWS's dialect), so the preflights and the gateway's errors are the template's, not a copy.
+Preflights (MOCK) and the gateway's own errors run the template's VTL (airspeed), not a copy.
 """
 
 from __future__ import annotations
@@ -20,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from local.template import Template
+from ops.template import Template
 
 STAGE_NAME: Final = "local"
 _PATH_PARAMETER = re.compile(r"^\{([^}+]+)\+?\}$")

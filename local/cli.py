@@ -76,23 +76,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="let webhooks call plain http and loopback URLs (e.g. a receiver on 127.0.0.1); "
         "local stages only",
     )
-    local.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
+    local.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the functions' logs and metrics (default: off, warnings only)",
+    )
     local.set_defaults(run=run_local)
 
-    token = subparsers.add_parser("token", help="print a bearer token the local API accepts")
+    token = subparsers.add_parser(
+        "token",
+        help="print a bearer token the local API accepts",
+        description="Print a bearer token signed with the local stack's key (kept in --data-dir).",
+    )
     token.add_argument("--user", default="dev", help="the user (the token's sub), default dev")
-    token.add_argument("--admin", action="store_true", help="put the user in the admin group")
+    token.add_argument("--admin", action="store_true", help="put the user in the admin group (default: not)")
     token.add_argument("--hours", type=float, default=12.0, help="how long the token is valid (default 12)")
     token.add_argument("--data-dir", help="where the local signing key is kept (default: .local)")
     token.set_defaults(run=run_token)
 
-    demo = subparsers.add_parser("demo", help="submit jobs to the local API and watch them finish")
+    demo = subparsers.add_parser(
+        "demo",
+        help="submit jobs to the local API and watch them finish",
+        description="Submit --jobs jobs to the running local stack (`make run`) and show them in a live "
+        "table until each is COMPLETED or FAILED. Exit code 0 when all completed, 1 otherwise.",
+    )
     demo.add_argument("--jobs", type=int, default=10, help="how many jobs to submit (default 10)")
     demo.add_argument("--url", default=None, help="API base URL (default: http://127.0.0.1:$PORT)")
     demo.add_argument(
         "--token", default=None, help="bearer token (default: one for user dev, the status page's)"
     )
-    demo.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    demo.add_argument(
+        "--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)"
+    )
     demo.add_argument("--data-dir", help="where the local signing key is kept (default: .local)")
     demo.set_defaults(run=run_demo)
 

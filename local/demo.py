@@ -1,6 +1,7 @@
 """`jobstatus demo`: submit jobs through the HTTP API and watch them converge, in a live table.
 
 Each unfinished job is polled with `If-None-Match`, so an unchanged job costs a 304 and no body.
+Exit code: 0 when every job COMPLETED, 1 when one FAILED, was refused or did not finish in time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, Final
 
 import httpx
 
-TERMINAL: Final = frozenset({"COMPLETED", "FAILED"})
+from jobstatus.contract import TERMINAL_STATUSES as TERMINAL
+
 DEMO_MODEL: Final = "fal-ai/kling-video/v2/master/text-to-video"
 POLL_SECONDS: Final = 0.5
 
@@ -68,26 +70,52 @@ def refresh(client: httpx.Client, job: TrackedJob) -> None:
     job.etag = answer.headers.get("ETag")
 
 
+PROGRESS_WIDTH: Final = 8
+
+
+def progress_bar(job: TrackedJob) -> Any:
+    """The job's progress as a bar: the API's `progress`, else what its status says (full when done)."""
+    from rich.progress_bar import ProgressBar
+
+    progress = job.body.get("progress")
+    if job.status == "COMPLETED":
+        progress = 100
+    elif progress is None and job.status == "PROCESSING":
+        return ProgressBar(total=None, width=PROGRESS_WIDTH)  # running, no figure yet: a pulse
+    completed = float(progress) if isinstance(progress, int | float) else 0.0
+    style = "red" if job.status == "FAILED" else "green"
+    return ProgressBar(total=100, completed=completed, width=PROGRESS_WIDTH, finished_style=style)
+
+
 def table(jobs: list[TrackedJob], elapsed: float) -> Any:
-    """The live table of jobs."""
+    """The live table of jobs: ids whole, and outputs and errors folded onto more lines, never cut."""
+    from rich import box
     from rich.table import Table
 
     colours = {"QUEUED": "yellow", "PROCESSING": "cyan", "COMPLETED": "green", "FAILED": "red"}
-    view = Table(title=f"{sum(j.done for j in jobs)}/{len(jobs)} finished after {elapsed:.1f}s")
-    for column in ("job", "status", "progress", "output / error", "polls (304)"):
-        view.add_column(column)
+    view = Table(
+        title=f"{sum(j.done for j in jobs)}/{len(jobs)} finished after {elapsed:.1f}s",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    view.add_column("job", no_wrap=True)  # whole: a UUID fits beside the rest at 80 columns
+    view.add_column("status", no_wrap=True)
+    view.add_column("progress", no_wrap=True, width=PROGRESS_WIDTH)
+    view.add_column("output / error", overflow="fold")  # wraps onto more lines, never cut
+    view.add_column("polls", no_wrap=True)  # GETs (of them 304 Not Modified)
     for job in jobs:
         colour = colours.get(job.status, "white")
         error = job.body.get("error") or {}
         detail = job.body.get("outputUrl") or (
             f"{error.get('code')}: {error.get('message')}" if error else ""
         )
-        progress = job.body.get("progress")
         view.add_row(
             job.job_id,
             f"[{colour}]{job.status}[/]",
-            "" if progress is None else f"{progress}%",
-            str(detail)[:60],
+            progress_bar(job),
+            str(detail),
             f"{job.polls} ({job.not_modified})",
         )
     return view
@@ -114,7 +142,7 @@ def run(
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Submit `jobs` jobs to `url` and show them until all finish; 0 when they all did."""
+    """Submit `jobs` jobs to `url` and show them until all finish; 0 when they all COMPLETED."""
     from rich.console import Console
     from rich.live import Live
 
@@ -152,5 +180,9 @@ def run(
     console.print(summary(tracked, elapsed))
     if not all(job.done for job in tracked):
         console.print(f"[bold red]demo:[/] gave up after {timeout:.0f}s with jobs unfinished")
+        return 1
+    failed = sum(job.status == "FAILED" for job in tracked)
+    if failed:
+        console.print(f"[bold red]demo:[/] {failed} of {len(tracked)} jobs FAILED")
         return 1
     return 0

@@ -262,7 +262,8 @@ def dynalite_unavailable() -> str | None:
 def fetch_dynalite(root: Path | None = None, quiet: bool = False) -> Path:
     """`npm install` the pinned dynalite into the cache (once); its `cli.js`.
 
-    npm shows its progress when the output is a terminal and `quiet` is False.
+    A fetch always says so on stderr: npm's own progress on a terminal, a spinner there when
+    `quiet`, else one line before and one after.
     """
     root = root or dynalite_root()
     if found := dynalite_script(root):
@@ -272,11 +273,20 @@ def fetch_dynalite(root: Path | None = None, quiet: bool = False) -> Path:
         raise EngineError(f"npm not found on PATH: install it to fetch {DYNALITE_PACKAGE}")
     root.mkdir(parents=True, exist_ok=True)
     command = [npm, "install", "--prefix", str(root), DYNALITE_PACKAGE, "--no-audit", "--no-fund"]
-    if quiet or not sys.stdout.isatty():
-        command += ["--silent"]
+    note = f"fetching {DYNALITE_PACKAGE} with npm into {root} (once)"
+    started = time.monotonic()
+    if not quiet and sys.stdout.isatty():
+        print(f"{note} ...", flush=True)
+        result = subprocess.run(command, check=False, stdin=subprocess.DEVNULL)  # npm's own progress
+    elif sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status(f"{note} ..."):
+            result = subprocess.run([*command, "--silent"], check=False, stdin=subprocess.DEVNULL)
     else:
-        print(f"fetching {DYNALITE_PACKAGE} into {root} ...", flush=True)
-    result = subprocess.run(command, check=False, stdin=subprocess.DEVNULL)
+        print(f"{note} ...", file=sys.stderr, flush=True)
+        result = subprocess.run([*command, "--silent"], check=False, stdin=subprocess.DEVNULL)
+    print(f"{DYNALITE_PACKAGE}: npm install took {time.monotonic() - started:.0f} s", file=sys.stderr)
     found = dynalite_script(root)
     if result.returncode != 0 or found is None:
         raise EngineError(f"npm install {DYNALITE_PACKAGE} failed (exit {result.returncode})")

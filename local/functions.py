@@ -8,6 +8,9 @@ environment = Globals + its own, resolved; SQS event sources with batch size and
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -15,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from local.template import Template
+from ops.template import Template
 
 if TYPE_CHECKING:
     from producers.publishing.afterresponse import AfterResponse, Work
@@ -173,6 +176,52 @@ def functions_from_template(template: Template) -> dict[str, FunctionSpec]:
             sqs_sources=_sqs_sources(template, props),
         )
     return specs
+
+
+# Every function runs in this one process and shares Powertools' logger (one service name), whose
+# `function_name` and friends are process-wide: each invocation's thread names its own function.
+_invocation = threading.local()
+CONTEXT_FIELDS: Final = ("function_name", "function_memory_size", "function_arn", "function_request_id")
+
+
+class _InvocationFields(logging.Filter):
+    """Puts the function this thread runs on each of its log records (record fields win in Powertools)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in getattr(_invocation, "fields", {}).items():
+            setattr(record, name, value)
+        return True
+
+
+_INVOCATION_FIELDS: Final = _InvocationFields()
+
+
+def log_as(context: LambdaContext) -> None:
+    """From now on, this thread's log lines name `context`'s function (one thread per invocation)."""
+    values = (
+        context.function_name,
+        context.memory_limit_in_mb,
+        context.invoked_function_arn,
+        context.aws_request_id,
+    )
+    _invocation.fields = dict(zip(CONTEXT_FIELDS, values, strict=True))
+    service = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+    for handler in service.handlers:
+        if _INVOCATION_FIELDS not in handler.filters:
+            handler.addFilter(_INVOCATION_FIELDS)
+
+
+def drop_unpublished_metrics() -> None:
+    """With metrics off, forget the data points an invocation added.
+
+    Powertools keeps them when `POWERTOOLS_METRICS_DISABLED` skips the flush, and prints the set
+    anyway once one metric holds 100 values: a quiet `jobstatus local` would print EMF blobs.
+    """
+    from aws_lambda_powertools.metrics import Metrics
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if is_metrics_disabled():
+        Metrics().clear_metrics()
 
 
 @dataclass

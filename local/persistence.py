@@ -1,17 +1,7 @@
 """What survives a restart of the local stack: the archive, queued messages, and so the Jobs table.
 
-moto keeps EventBridge and SQS in memory, so a restart would lose the archive (the source of
-truth for `jobstatus rebuild`) and messages still waiting in the queues. `ArchiveKeeper` copies
-every archived event to `.local/archive.jsonl` as it arrives and puts them back into the
-archive on start; `save_queues` / `restore_queues` carry the visible messages of each queue
-across a clean stop (messages in flight included; their receive counts start again at zero).
-
-`restore_jobs` rebuilds the Jobs table (derived state, in memory) from the archive copy at start,
-with the rebuild's own fold and writer (`projector.rebuild.apply_events`, `JobStore`).
-
-The archive and queues reach into moto's in-process backend: the local stack runs moto server in
-its own process (`ThreadedMotoServer`); EventBridge has no API to write into an archive, and SQS none to read
-messages that are in flight.
+moto keeps them in memory: the archive is copied to `.local/archive.jsonl` as events arrive and the
+Jobs table rebuilt from it at start (`restore_jobs`); queues are saved on a clean stop.
 """
 
 from __future__ import annotations
@@ -31,7 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from local.resources import QueueInfo
-    from local.template import Template
+    from ops.template import Template
     from projector.rebuild import LineProblem
 
 log = logging.getLogger(__name__)

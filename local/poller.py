@@ -1,17 +1,7 @@
 """An SQS event source mapping, locally: a thread that feeds a queue to a function as Lambda does.
 
-Batches of up to `batch_size` records, gathered for at most the batching window; each record in
-the shape Lambda gives (`messageId`, `receiptHandle`, `body`, `attributes` with
-`ApproximateReceiveCount`, `eventSourceARN`...). After the function returns, the records it did
-not report in `batchItemFailures` are deleted; failed ones stay in flight until the queue's
-visibility timeout ends and then come back, and SQS moves them to the DLQ after `maxReceiveCount`
-receives. A function that raises (or times out) fails the whole batch.
-
-`stop()` is a graceful stop (batches in hand finish first), as disabling an event source mapping
-is. `kill()` is an abrupt one, as when a Lambda container dies: every batch in hand is abandoned
-where it is (an invocation still running finishes in the background, but its result is thrown
-away and nothing of the batch is deleted), so its messages come back only after the queue's
-visibility timeout. A later `start()` runs fresh threads.
+Records not in `batchItemFailures` are deleted; the rest come back after the visibility timeout
+(then the DLQ). `stop()` lets batches in hand finish; `kill()` abandons them, as a dying container.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Create the template's resources on the local engines: tables, queues, bus, archive, rules, secrets.
 
-Everything comes from `template.yaml` through `local.template.Template` (keys, GSIs, TTL, queue
+Everything comes from `template.yaml` through `ops.template.Template` (keys, GSIs, TTL, queue
 attributes, redrive policies, event patterns, rule targets with their retry and dead-letter
 settings); nothing here is a second copy. Creation is idempotent: a user's own DynamoDB engine
 (`AWS_ENDPOINT_URL_DYNAMODB`) may keep its tables across restarts, and moto starts empty each time.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from jobstatus.errors import client_error_code
-from local.template import Template
+from ops.template import Template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -26,7 +26,14 @@ from typing import Any, Final
 from local.apigw import Route, gateway_responses_from_template, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
 from local.engines import Dynalite, EngineError, MotoProcess, MotoServer, external_endpoint
-from local.functions import FunctionSpec, FunctionTimeout, functions_from_template, held_after_response
+from local.functions import (
+    FunctionSpec,
+    FunctionTimeout,
+    drop_unpublished_metrics,
+    functions_from_template,
+    held_after_response,
+    log_as,
+)
 from local.persistence import (
     ARCHIVE_FILE,
     QUEUES_FILE,
@@ -38,7 +45,7 @@ from local.persistence import (
 from local.poller import SqsPoller
 from local.resources import StackResources, kept_secret_values, provision
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
-from local.template import TEMPLATE_PATH, Template
+from ops.template import TEMPLATE_PATH, Template
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +140,7 @@ class FunctionRunner:
         answered = threading.Event()
 
         def run() -> None:
+            log_as(context)
             try:
                 with held_after_response() as held:
                     try:
@@ -142,6 +150,7 @@ class FunctionRunner:
                 answered.set()
                 held.run()
             finally:
+                drop_unpublished_metrics()
                 with self._lock:
                     self._workers.discard(threading.current_thread())
 

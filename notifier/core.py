@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from api.core import JOB_ID_PATTERN, job_view, may_read
+from api.core import job_view, may_read
+from jobstatus.contract import JOB_ID_PATTERN
 from jobstatus.http import Caller
 
 MAX_JOB_IDS: Final = 50  # per subscribe or unsubscribe message

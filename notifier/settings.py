@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-DEFAULT_STAGE: Final = "dev"
-DEFAULT_JOBS_TABLE_NAME: Final = "Jobs-dev"
+from jobstatus.contract import DEFAULT_JOBS_TABLE_NAME, DEFAULT_STAGE
+
 DEFAULT_CONNECTIONS_TABLE_NAME: Final = "JobStreamConnections-dev"
 JWKS_PATH: Final = "/.well-known/jwks.json"
 

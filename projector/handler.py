@@ -29,7 +29,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -38,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobstatus.events import DETAIL_TYPE, SOURCES, JobStatusChanged
+from jobstatus.metrics import MetricsSink
 from jobstatus.settings import Settings
 from projector.fold import JobBatch, coalesce, is_expired
 from projector.store import InvalidForStore, JobStore, JobWriter, Outcome
@@ -47,14 +48,6 @@ metrics = Metrics()
 
 MAX_REASON_CHARS: Final = 1000  # a log line says why, not the whole payload
 MAX_PATH_CHARS: Final = 120
-
-
-class MetricsSink(Protocol):
-    """What the projector needs of Powertools `Metrics`."""
-
-    def add_metric(self, name: str, unit: MetricUnit, value: float) -> None:
-        """Add one data point."""
-        ...
 
 
 class InvalidRecord(ValueError):

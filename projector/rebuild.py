@@ -6,7 +6,7 @@ events goes through the same fold (`coalesce`) and the same writer (`JobStore`),
 size of ProjectorFn's, so both ways converge on the items `project()` computes.
 
 No boto3 client is built here: the EventBridge client and the `JobStore` are passed in, and the
-`jobstatus rebuild` command (`projector.rebuild_cli`) is a thin shell around these functions.
+`jobstatus rebuild` command (`ops.rebuild_cli`) is a thin shell around these functions.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from projector.store import InvalidForStore, JobWriter, Outcome
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
-    from local.template import Template
-
 # Logical ids in template.yaml of what a replay reads from, sends to and is restricted to.
 ARCHIVE_ID: Final = "JobStatusArchive"
 BUS_ID: Final = "JobsBus"
@@ -43,6 +41,14 @@ REPLAY_NAME_MAX: Final = 64
 _REPLAY_NAME_INVALID = re.compile(r"[^.\-_A-Za-z0-9]")
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+class Template(Protocol):
+    """What a rebuild reads from the stack's template (`ops.template.Template` is one)."""
+
+    def arn(self, logical_id: str) -> str: ...
+
+    def properties(self, logical_id: str) -> dict[str, Any]: ...
 
 
 class RebuildError(Exception):

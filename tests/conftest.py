@@ -47,7 +47,7 @@ from local.engines import (  # noqa: E402
     dynalite_unavailable,
     wait_table_active,
 )
-from local.template import Template  # noqa: E402
+from ops.template import Template  # noqa: E402
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

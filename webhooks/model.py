@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-STATUSES: Final = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED")
+from jobstatus.contract import STATUSES
+
 DEFAULT_EVENTS: Final = ("COMPLETED", "FAILED")
 
 

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from jobstatus.contract import DEFAULT_ALLOWED_ORIGINS, DEFAULT_STAGE
+
 LOCAL_STAGES: Final = frozenset({"dev", "test", "local"})
-DEFAULT_ALLOWED_ORIGINS: Final = ("https://admin.deepfoundai.com", "https://video.deepfoundai.com")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"", "0", "false", "no", "off"})
 
@@ -23,7 +24,7 @@ class WebhookSettings:
     WEBHOOKS_ALLOW_LOCAL, ALLOWED_ORIGINS`; each function checks the ones it needs with `require`.
     """
 
-    stage: str = "dev"
+    stage: str = DEFAULT_STAGE
     delivery_queue_url: str = ""
     delivery_dlq_url: str = ""
     deliveries_table_name: str = ""
@@ -52,7 +53,7 @@ class WebhookSettings:
             raise SettingsError(f"WEBHOOKS_ALLOW_LOCAL must be true or false, got {allow!r}")
         origins = env.get("allowed_origins")
         return cls(
-            stage=env.get("stage", "dev"),
+            stage=env.get("stage", DEFAULT_STAGE),
             delivery_queue_url=env.get("delivery_queue_url", ""),
             delivery_dlq_url=env.get("delivery_dlq_url", ""),
             deliveries_table_name=env.get("deliveries_table_name", ""),

@@ -22,13 +22,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import SOURCE_FAL_INVOKER
+from jobstatus.metrics import MetricsSink
 from producers.invoker.fal import FalClientGateway, FalGateway, key_from_secret
 from producers.invoker.records import FinishedRecord, FinishedRecords, settle
 from producers.invoker.request import BadRecord, parse_request
 from producers.invoker.runner import JobRunner, RunnerConfig
 from producers.publishing.afterresponse import AfterResponse, after_response
 from producers.publishing.outbox import SqsOutbox
-from producers.publishing.publisher import MetricsSink, StatusPublisher
+from producers.publishing.publisher import StatusPublisher
 from producers.settings import ProducerSettings
 
 if TYPE_CHECKING:

@@ -30,13 +30,14 @@ from jobstatus.events import (
     Status,
     utc_now,
 )
+from jobstatus.metrics import MetricsSink
 from jobstatus.storable import FIELD_LEVEL
 from producers.invoker.fal import FalError, FalGateway, FalState, FalStatus, output_url_of, trim_result
 from producers.invoker.request import Job
 from producers.outside import changes_for_log, fit_for_event
 from producers.publishing.delivery import FlushReport
 from producers.publishing.entries import InvalidStatusEvent, JobRef, StatusEntry, status_entry_from
-from producers.publishing.publisher import MetricsSink, StatusPublisher
+from producers.publishing.publisher import StatusPublisher
 from producers.publishing.putevents import Backoff
 
 logger = Logger(child=True)

@@ -14,12 +14,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from jobstatus.events import Status
+from jobstatus.metrics import MetricsSink
 from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.delivery import Counters, DeliveryState, FlushReport, Pending, log_undelivered
 from producers.publishing.entries import JobRef, StatusEntry, build_status_entry
@@ -30,14 +31,6 @@ from producers.publishing.senders import Senders
 logger = Logger(child=True)
 
 OUTBOX_EWMA_WEIGHT: Final = 0.3  # of the latest hand-over in the outbox reserve
-
-
-class MetricsSink(Protocol):
-    """What the publisher needs of Powertools `Metrics`."""
-
-    def add_metric(self, name: str, unit: MetricUnit, value: float) -> None:
-        """Add one data point."""
-        ...
 
 
 class StatusPublisher:

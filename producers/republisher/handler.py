@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import DETAIL_TYPE, SOURCES
-from producers.publishing.publisher import MetricsSink
+from jobstatus.metrics import MetricsSink
 from producers.publishing.putevents import Backoff, Entry, EventsPort, put_with_retries
 
 logger = Logger()

@@ -29,9 +29,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from jobstatus.events import utc_now
 from jobstatus.http import HttpError
+from jobstatus.metrics import MetricsSink
 from producers.outside import changes_for_log
 from producers.publishing.entries import JobRef
-from producers.publishing.publisher import MetricsSink, StatusPublisher
+from producers.publishing.publisher import StatusPublisher
 from producers.publishing.putevents import Backoff, EventsPort, put_with_retries
 from producers.settings import ProducerSettings
 from producers.submit.core import (

@@ -9,8 +9,6 @@ import pytest
 
 from api.core import (
     DEFAULT_LIMIT,
-    JOB_ID_PATTERN,
-    STATUSES,
     ApiError,
     CursorCodec,
     caller_from_claims,
@@ -22,19 +20,12 @@ from api.core import (
     parse_job_id,
     parse_list_query,
 )
-from jobstatus import events
 from jobstatus.http import Caller, groups_of
 
 pytestmark = pytest.mark.unit
 
 POSITION = {"jobId": {"S": "job-9"}, "userId": {"S": "alice"}, "createdAt": {"S": "2026-11-22T07:00:00.000Z"}}
 ALICE = Caller("alice")
-
-
-def test_job_id_pattern_and_statuses_are_the_event_contracts():
-    # Repeated in api.core to keep pydantic models off the cold-start path; they must not drift.
-    assert JOB_ID_PATTERN == events.JOB_ID_PATTERN
-    assert tuple(events.Status) == STATUSES
 
 
 @pytest.mark.parametrize(

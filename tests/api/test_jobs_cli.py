@@ -13,8 +13,8 @@ import httpx
 import pytest
 from rich.console import Console
 
-from jobstatus.cli import build_parser
 from local.auth import SigningKey
+from ops.cli import build_parser
 
 pytestmark = pytest.mark.unit
 

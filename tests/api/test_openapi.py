@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,13 +21,21 @@ from schemathesis.specs.openapi.checks import (
 
 from api.handler import handle
 from api.openapi import build_document, render
+from ops.template import TEMPLATE_PATH, Template
 from tests.api.conftest import Api
 from tests.api.support import ALICE, ALLOWED_ORIGIN, at, claims, job_event, rest_event
 
 OPENAPI_JSON = Path(__file__).resolve().parents[2] / "openapi.json"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
-schema = schemathesis.openapi.from_dict(build_document())
+# Only GetJobFn's operations go to GetJobFn: POST /v1/jobs is SubmitJobFn's, the secret
+# WebhookSecretFn's, and the preflights API Gateway's own (MOCK) answers.
+schema = schemathesis.openapi.from_dict(build_document()).include(operation_id=["getJob", "listJobs"])
+TEMPLATE_PREFLIGHTS = {
+    "Jobs": "JobsOptionsMethod",
+    "Job": "JobOptionsMethod",
+    "WebhookSecret": "WebhookSecretOptionsMethod",
+}
 
 
 @pytest.mark.unit
@@ -48,6 +57,53 @@ def test_document_lists_every_answer_of_each_route():
     }
     assert set(paths["/v1/jobs"]["get"]["responses"]) == {"200", "400", "401", "500", "503"}
     assert paths["/v1/jobs"]["options"]["security"] == [] == paths["/v1/jobs/{id}"]["options"]["security"]
+    assert set(paths["/v1/jobs"]["post"]["responses"]) == {"202", "400", "401", "409", "415", "500", "503"}
+    assert set(paths["/v1/webhooks/secret"]["get"]["responses"]) == {"200", "401", "500"}
+    assert paths["/v1/webhooks/secret"]["options"]["security"] == []
+
+
+@pytest.mark.unit
+def test_the_submit_body_and_its_refusals_are_documented():
+    document = build_document()
+    body = document["components"]["schemas"]["SubmitJobRequest"]
+    assert set(body["properties"]) == {"model", "input", "webhook", "webhookEvents"}
+    assert body["required"] == ["model", "input"]
+    post = document["paths"]["/v1/jobs"]["post"]
+    assert [p["name"] for p in post["parameters"]] == ["Idempotency-Key"]
+    codes = document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+    assert {
+        "INVALID_REQUEST",
+        "MODEL_NOT_ALLOWED",
+        "INPUT_TOO_LARGE",
+        "INVALID_IDEMPOTENCY_KEY",
+        "IDEMPOTENCY_KEY_REUSED",
+        "INVALID_WEBHOOK",
+        "REQUEST_IN_PROGRESS",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "SERVICE_UNAVAILABLE",
+    } <= set(codes)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/v1/jobs", "Jobs"), ("/v1/jobs/{id}", "Job"), ("/v1/webhooks/secret", "WebhookSecret")],
+)
+def test_preflights_are_documented_as_the_templates_mock_answers_them(path, name):
+    method = Template.read(TEMPLATE_PATH).resources[TEMPLATE_PREFLIGHTS[name]]["Properties"]
+    assert method["Integration"]["Type"] == "MOCK"
+    velocity = next(iter(method["Integration"]["IntegrationResponses"][0]["ResponseTemplates"].values()))
+    text = velocity["Fn::Sub"] if isinstance(velocity, dict) else velocity
+    sent = dict(re.findall(r"responseOverride\.header\.([A-Za-z-]+) = '([^']*)'", text))
+    documented = build_document()["paths"][path]["options"]["responses"]["204"]["headers"]
+    assert {
+        header: documented[header]["schema"]["enum"][0]
+        for header in (
+            "Access-Control-Allow-Methods",
+            "Access-Control-Allow-Headers",
+            "Access-Control-Max-Age",
+        )
+    } == sent
 
 
 def _gateway(api: Api) -> type[BaseHTTPRequestHandler]:

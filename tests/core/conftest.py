@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.template import Template
+from ops.template import Template
 from tests.conftest import create_jobs_table
 
 

@@ -17,7 +17,7 @@ import pytest
 from jobstatus.codec import from_item
 from jobstatus.events import JobStatusChanged
 from local.engines import free_port
-from local.template import TEMPLATE_PATH, Template
+from ops.template import TEMPLATE_PATH, Template
 from projector.fold import project
 from tests.e2e.conftest import JOBSTATUS, ROOT, RunningStack, submit, wait_until_finished
 

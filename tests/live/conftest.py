@@ -14,12 +14,12 @@ from moto import mock_aws
 from api.store import JobReader
 from jobstatus.events import JobStatusChanged
 from jobstatus.http import Caller
-from local.template import Template
 from notifier.handler import NotifierDeps
 from notifier.handler import handle as notify
 from notifier.routes import StreamDeps
 from notifier.routes import handle as route
 from notifier.store import ConnectionStore
+from ops.template import Template
 from projector.fold import coalesce
 from projector.store import JobStore
 from tests.live.support import (

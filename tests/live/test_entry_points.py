@@ -6,8 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.template import Template
 from notifier import handler, routes
+from ops.template import Template
 from tests.live.support import ws_event
 from tests.producers.fakes import lambda_context
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from local.streams import StreamPoller, StreamSource, filters_of, matches
-from local.template import Template
 from notifier.handler import handle
+from ops.template import Template
 from tests.live.support import ALICE, job_event
 
 pytestmark = pytest.mark.unit

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobstatus.events import JobStatusChanged, format_timestamp
-from local.template import Template
 from notifier.core import job_message
 from notifier.handler import handle
+from ops.template import Template
 from tests.live.conftest import live_tables
 from tests.live.support import ALICE, BOB, Browser, job_event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from local.template import Template
+from ops.template import Template
 
 
 @pytest.fixture(scope="session")

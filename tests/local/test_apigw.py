@@ -20,7 +20,7 @@ from local.apigw import (
     render,
     routes_from_template,
 )
-from local.template import Template
+from ops.template import Template
 
 pytestmark = pytest.mark.unit
 

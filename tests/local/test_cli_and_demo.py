@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from jobstatus.cli import build_parser, main
 from local import demo, stackfile
 from local.auth import Authorizer, SigningKey
+from ops.cli import build_parser, main
 
 pytestmark = pytest.mark.unit
 
@@ -71,11 +71,39 @@ class FakeApi:
 def test_demo_follows_every_job_to_the_end(capsys: pytest.CaptureFixture[str]) -> None:
     api = FakeApi()
     code = demo.run("http://api", "tok", jobs=4, transport=httpx.MockTransport(api), sleep=lambda s: None)
-    assert code == 0
+    # Jobs failed: the demo says so and exits 1 (it exited 0 before; issue 11 asks for 1).
+    assert code == 1
     out = capsys.readouterr().out
     assert "4 jobs in" in out and "COMPLETED 2" in out and "FAILED 2" in out
+    assert "2 of 4 jobs FAILED" in out
     assert all(r.headers["Authorization"] == "Bearer tok" for r in api.requests)
     assert any(r.headers.get("If-None-Match") for r in api.requests)
+
+
+def test_demo_exits_0_when_every_job_completed(capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeApi(fail_every=1000)
+    api.jobs["job-0"] = 0  # job-0 would fail (0 % n == 0): start the ids at 1
+    code = demo.run("http://api", "tok", jobs=3, transport=httpx.MockTransport(api), sleep=lambda s: None)
+    assert code == 0
+    assert "COMPLETED 3" in capsys.readouterr().out
+
+
+def test_demo_shows_whole_ids_and_errors_and_fills_progress() -> None:
+    from rich.console import Console
+
+    long_id = "3f2c9a1e-7b4d-4c1a-9f2e-8d6b5a4c3e2f"  # a jobId as SubmitJobFn makes them
+    message = "the model refused the prompt because " + "it was far too long to render; " * 6 + "END"
+    done = demo.TrackedJob(long_id, status="COMPLETED", body={"status": "COMPLETED"})
+    failed = demo.TrackedJob(
+        "job-2", status="FAILED", body={"status": "FAILED", "error": {"code": "REJECTED", "message": message}}
+    )
+    console = Console(width=80, record=True, color_system=None)
+    console.print(demo.table([done, failed], 1.0))
+    text = console.export_text()
+    assert long_id in text
+    # The error folds onto as many lines as it needs: every word of it is there, the last too.
+    assert all(word in text.split() for word in message.split())
+    assert "━━━━━━━━" in text  # the COMPLETED job's bar is full
 
 
 def test_demo_reports_a_refused_submit(capsys: pytest.CaptureFixture[str]) -> None:

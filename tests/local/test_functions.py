@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from local.functions import LambdaContext, SqsSource, functions_from_template
-from local.template import Template
+from ops.template import Template
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from local.poller import KillOutcome, SqsPoller, failed_ids, sqs_record
 from local.resources import provision
-from local.template import Template
+from ops.template import Template
 
 pytestmark = pytest.mark.unit
 

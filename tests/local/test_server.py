@@ -17,7 +17,7 @@ import pytest
 from local.apigw import Route, gateway_responses_from_template, routes_from_template
 from local.auth import Authorizer, SigningKey, issue_token
 from local.server import DEV_USER, Gateway, HttpServer, LocalEndpoints
-from local.template import Template
+from ops.template import Template
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from jobstatus.cli import build_parser
-from jobstatus.smoke import SmokeFailure, jobs_url, run, stack_api_url
+from ops.cli import build_parser
+from ops.smoke import SmokeFailure, jobs_url, run, stack_api_url
 
 pytestmark = pytest.mark.unit
 API = "http://api.test/prod/v1/jobs"

@@ -15,11 +15,11 @@ import boto3
 import httpx
 import pytest
 
-from jobstatus.cli import main
 from jobstatus.codec import from_item
 from local.engines import MotoServer, free_port
 from local.stack import LocalStack, StackConfig
-from local.template import TEMPLATE_PATH, Template
+from ops.cli import main
+from ops.template import TEMPLATE_PATH, Template
 from projector.fold import project
 from tests.rebuild.helpers import envelope, history
 

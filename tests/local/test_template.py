@@ -1,10 +1,10 @@
-"""`local.template`: intrinsics resolved as CloudFormation would, names and ARNs as deployed."""
+"""`ops.template`: intrinsics resolved as CloudFormation would, names and ARNs as deployed."""
 
 from __future__ import annotations
 
 import pytest
 
-from local.template import Template
+from ops.template import Template
 
 pytestmark = pytest.mark.unit
 

@@ -18,8 +18,8 @@ from jobstatus.events import (
     JobStatusChanged,
     format_timestamp,
 )
-from local.template import Template
-from projector import rebuild_cli
+from ops import rebuild_cli
+from ops.template import Template
 from projector.rebuild import ARCHIVE_ID, BUS_ID, PROJECTOR_RULE_ID
 from tests.core import sqs
 

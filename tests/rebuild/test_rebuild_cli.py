@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 from rich.console import Console
 
-from local.template import Template
-from projector import rebuild_cli
+from ops import rebuild_cli
+from ops.template import Template
 from projector.rebuild import RebuildError, Replays, ReplayState, ReplayStatus
 
 from .helpers import ScriptedReplays, create_bus, drain, history, parse, publish, run
@@ -56,11 +56,13 @@ def test_replay_sends_the_archive_to_the_projector_queue(aws, capsys):
     assert sorted(e["detail"]["eventId"] for e in replayed) == sorted(p.event_id for p in published)
     assert {e["replay-name"] for e in replayed} == {"rebuild-unit-test"}
     assert not {e["id"] for e in replayed} & {json.loads(r["body"])["id"] for r in live}
-    err = capsys.readouterr().err
-    assert "Started replay rebuild-unit-test of " + bus.archive_arn in err
-    assert bus.rule_arn + " only" in err
-    assert "COMPLETED" in err
-    assert "projector's queue" in err
+    # (progress on stderr, the summary on stdout: moved there on purpose, issue 11)
+    printed = capsys.readouterr()
+    assert "Started replay rebuild-unit-test of " + bus.archive_arn in printed.err
+    assert bus.rule_arn + " only" in printed.err
+    assert "COMPLETED" in printed.out
+    assert "projector's queue" in printed.out
+    assert " at -" not in printed.err + printed.out and "Last event replayed -" not in printed.out
 
 
 def test_explicit_arns_need_no_sts_or_template(aws, monkeypatch):
@@ -108,8 +110,7 @@ def test_a_failed_replay_exits_non_zero_with_its_reason(aws, monkeypatch, capsys
     )
     monkeypatch.setattr(Replays, "describe", lambda self, name: failed)
     assert run("--since", "1d", "--stage", "fails", "--poll", "0") == rebuild_cli.EXIT_FAILED
-    err = capsys.readouterr().err
-    assert "FAILED (Destination rule was deleted)" in err
+    assert "FAILED (Destination rule was deleted)" in capsys.readouterr().out  # the summary: stdout
 
 
 def test_attach_follows_a_replay_by_name(aws, capsys):
@@ -123,7 +124,7 @@ def test_attach_follows_a_replay_by_name(aws, capsys):
         Destination={"Arn": bus.bus_arn, "FilterArns": [bus.rule_arn]},
     )
     assert run("--attach", "earlier", "--poll", "0") == rebuild_cli.EXIT_OK
-    assert "Replay earlier" in capsys.readouterr().err
+    assert "Replay earlier" in capsys.readouterr().out  # the summary: stdout
     assert run("--attach", "never-started", "--poll", "0") == rebuild_cli.EXIT_USAGE
 
 
@@ -237,11 +238,11 @@ def test_interrupted_cli_run_says_how_to_follow_again(aws, monkeypatch, capsys):
 
 
 def test_without_template_yaml_the_names_must_be_flags(monkeypatch, tmp_path):
-    import local.template
+    import ops.template
 
     def missing(**_):
         raise FileNotFoundError("template.yaml")
 
-    monkeypatch.setattr(local.template.Template, "read", missing)
+    monkeypatch.setattr(ops.template.Template, "read", missing)
     with pytest.raises(RebuildError, match="pass --archive-arn, --bus-arn and --rule-arn"):
         rebuild_cli._template("prod")

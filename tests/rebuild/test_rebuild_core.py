@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from jobstatus.codec import from_item
 from jobstatus.events import JobStatusChanged
-from local.template import Template
+from ops.template import Template
 from projector.fold import JobBatch
 from projector.rebuild import (
     DEFAULT_BATCH_SIZE,

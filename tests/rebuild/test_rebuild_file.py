@@ -71,7 +71,7 @@ def test_a_wiped_table_is_rebuilt_identically_from_a_file(
     # Then the items are exactly those of the pure fold
     assert code == 0
     assert scan_items(ddb, jobs_table) == expected
-    out = capsys.readouterr().err
+    out = capsys.readouterr().out  # the summary goes to stdout (moved from stderr on purpose, issue 11)
     assert f"Rebuild of {jobs_table}" in out
     assert "events.jsonl" in out
     assert "Expired (skipped)" in out
@@ -124,7 +124,7 @@ def test_bad_lines_are_reported_by_number_and_the_rest_applied(ddb, jobs_table, 
 
     assert code == 1
     assert scan_items(ddb, jobs_table) == project(events, ttl_days=TTL_DAYS, now=time.time())
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out  # what went wrong is part of the summary, on stdout
     assert "Invalid line 3: not a valid JobStatusChanged" in err
     assert "Invalid line 5: not JSON" in err
     assert "Invalid line 7: not a valid JobStatusChanged" in err
@@ -134,7 +134,7 @@ def test_bad_lines_are_reported_by_number_and_the_rest_applied(ddb, jobs_table, 
 def test_many_bad_lines_are_summarised(ddb, jobs_table, tmp_path, capsys):
     path = write_file(tmp_path / "events.jsonl", ["nope"] * 25)
     assert run("--from-file", str(path), "--table", jobs_table) == 1
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert err.count("Invalid line") == 20
     assert "... and 5 more invalid lines" in err
 

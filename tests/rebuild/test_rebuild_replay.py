@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from jobstatus.events import JobStatusChanged
-from local.template import Template
+from ops.template import Template
 from projector.fold import project
 from projector.handler import ProjectorDeps, handle
 from projector.store import JobStore

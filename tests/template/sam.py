@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local.template import TEMPLATE_PATH, load
+from ops.template import TEMPLATE_PATH, load
 
 DEPLOYMENT_PREFIX = "ApiDeployment"
 # What `sam package` puts in place of a local CodeUri.

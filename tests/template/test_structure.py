@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from local.template import Template
+from ops.template import Template
 from tests.template import sam
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.template import Template
+from ops.template import Template
 from tests.webhooks.receiver import Receiver
 from webhooks.signing import user_secret
 from webhooks.store import DeliveryLedgerStore

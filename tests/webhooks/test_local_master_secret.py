@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from local.functions import functions_from_template
 from local.resources import kept_secret_values, provision
-from local.template import Template
+from ops.template import Template
 from webhooks.signing import read_master_secret, user_secret
 
 pytestmark = pytest.mark.unit

@@ -1,12 +1,7 @@
 """`jobstatus rebuild`: rebuild the Jobs table from the archive (an EventBridge replay) or a file.
 
-    jobstatus rebuild --since 7d                  # replay the last week to the projector rule
-    jobstatus rebuild --since 2026-11-01 --until 2026-11-08T12:00Z --stage prod
-    jobstatus rebuild --attach rebuild-prod-20261122T072031Z   # watch a replay again
-    jobstatus rebuild --from-file events.jsonl --table Jobs-dev
-
-The work is done by `projector.rebuild`; this module parses flags, builds the AWS clients and
-shows progress. rich and boto3 are imported inside the commands, never at import time.
+The work is `projector.rebuild`'s; this parses flags, builds the clients and shows progress (stderr)
+and the summary (stdout). rich and boto3 are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -39,7 +34,7 @@ if TYPE_CHECKING:
     import boto3
     from rich.console import Console
 
-    from local.template import Template
+    from ops.template import Template
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1  # the replay failed or was cancelled; lines were invalid or not written
@@ -83,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     replay.add_argument("--archive-arn", help="archive to replay (default: the template's, for STAGE)")
     replay.add_argument("--bus-arn", help="bus to replay to (default: the template's, for STAGE)")
     replay.add_argument("--rule-arn", help="the only rule to deliver to (default: the projector's)")
-    replay.add_argument("--poll", type=float, default=5.0, metavar="SECONDS", help="DescribeReplay interval")
+    replay.add_argument(
+        "--poll", type=float, default=5.0, metavar="SECONDS", help="DescribeReplay interval (default: 5)"
+    )
 
     from_file = parser.add_argument_group("from a file")
     from_file.add_argument("--table", help="Jobs table (default: $JOBS_TABLE_NAME, else Jobs-STAGE)")
@@ -157,8 +154,15 @@ def rebuild_by_replay(args: argparse.Namespace, console: Console) -> int:
             soft_wrap=True,
         )
         return EXIT_INTERRUPTED
-    console.print(replay_summary(final, target))
+    _stdout().print(replay_summary(final, target))
     return EXIT_OK if final.succeeded else EXIT_FAILED
+
+
+def _stdout() -> Console:
+    """Where the summary goes (progress and errors go to stderr): `jobstatus rebuild ... > summary.txt`."""
+    from rich.console import Console
+
+    return Console()
 
 
 def replay_target(args: argparse.Namespace, session: boto3.session.Session, stage: str) -> ReplayTarget:
@@ -191,7 +195,7 @@ def _caller_account(session: boto3.session.Session) -> str:
 
 
 def _template(stage: str) -> Template:
-    from local.template import TEMPLATE_PATH, Template
+    from ops.template import TEMPLATE_PATH, Template
 
     try:
         return Template.read(Stage=stage)
@@ -262,8 +266,10 @@ def follow(
 
 
 def _describe_progress(status: ReplayStatus) -> str:
-    last = status.last_replayed.strftime("%Y-%m-%d %H:%M:%SZ") if status.last_replayed else "-"
-    return f"replay {status.name} [bold]{status.state}[/] at {last}"
+    text = f"replay {status.name} [bold]{status.state}[/]"
+    if status.last_replayed:  # EventBridge says how far it got only once it has replayed something
+        text += f", replayed up to {status.last_replayed.strftime('%Y-%m-%d %H:%M:%SZ')}"
+    return text
 
 
 def _moment(value: datetime | None) -> str:
@@ -282,7 +288,8 @@ def replay_summary(status: ReplayStatus, target: ReplayTarget | None) -> object:
     state = f"[{colour}]{status.state}[/]" + (f" ({escape(status.reason)})" if status.reason else "")
     table.add_row("State", state)
     table.add_row("Events window", f"{_moment(status.event_start)} → {_moment(status.event_end)}")
-    table.add_row("Last event replayed", _moment(status.last_replayed))
+    if status.last_replayed is not None:  # EventBridge leaves it out until it has replayed one
+        table.add_row("Last event replayed", _moment(status.last_replayed))
     duration = status.duration
     table.add_row("Duration", f"{duration.total_seconds():.1f} s" if duration is not None else "-")
     if target is not None:
@@ -343,10 +350,11 @@ def rebuild_from_file(args: argparse.Namespace, console: Console) -> int:
                 on_progress=lambda line: progress.update(task, completed=line),
             )
         progress.update(task, completed=total_lines)
-    console.print(file_summary(summary, path, table, batch_size))
-    _print_problems(console, "Invalid", summary.invalid)
-    _print_problems(console, "Not written", summary.failed)
-    _print_problems(console, "Conflicting (another owner's job)", summary.conflicting)
+    out = _stdout()
+    out.print(file_summary(summary, path, table, batch_size))
+    _print_problems(out, "Invalid", summary.invalid)
+    _print_problems(out, "Not written", summary.failed)
+    _print_problems(out, "Conflicting (another owner's job)", summary.conflicting)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 

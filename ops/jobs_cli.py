@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def target(args: argparse.Namespace) -> tuple[str, str]:
     """The `/v1/jobs` URL and the bearer token the arguments name."""
-    from jobstatus.smoke import SmokeFailure, jobs_url, stack_api_url
+    from ops.smoke import SmokeFailure, jobs_url, stack_api_url
 
     token = args.token or os.environ.get("JOBSTATUS_TOKEN")
     if args.local is not None:

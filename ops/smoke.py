@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from jobstatus.contract import TERMINAL_STATUSES as TERMINAL
+
 if TYPE_CHECKING:
     import httpx
 
 API_OUTPUT: Final = "JobsApiUrl"
-TERMINAL: Final = frozenset({"COMPLETED", "FAILED"})
 SMOKE_MODEL: Final = "fal-ai/kling-video/v2/master/text-to-video"
 SMOKE_USER: Final = "smoke"  # the user of the token `--local` makes
 
@@ -49,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     smoke.add_argument("--token", help="bearer token (default: $JOBSTATUS_TOKEN; --local makes one)")
     smoke.add_argument("--region", help="AWS region of --stack (default: the usual AWS settings)")
-    smoke.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the job to finish")
+    smoke.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the job to finish (default 300)"
+    )
     smoke.add_argument("--poll", type=float, default=1.0, help="seconds between GETs (default 1)")
     smoke.set_defaults(run=run)
 

@@ -1,0 +1,1 @@
+"""Operator tooling: the `jobstatus` command line, template reader, rebuild, smoke; never in a zip."""
