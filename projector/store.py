@@ -11,6 +11,8 @@ item (dynalite) gets the second write anyway, and a read only when that one fail
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from decimal import DecimalException
 from enum import StrEnum
@@ -168,6 +170,56 @@ class JobStore:
         return cast("dict[str, Any] | None", answer.get("Item"))
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One write of a job's share and what came of it: its `result`, or the exception it raised."""
+
+    batch: JobBatch
+    result: WriteResult | None = None
+    error: Exception | None = None
+
+
+def write_share(store: JobWriter, batch: JobBatch) -> list[Attempt]:
+    """Write one share; when DynamoDB refuses it as malformed and it holds several records, each alone.
+
+    Each record alone (smallest version first) finds the refused event, and the others are
+    applied as if it were absent. Never raises for a failed write: the attempts say what happened,
+    so that the caller logs and counts them on its own thread.
+    """
+    try:
+        return [Attempt(batch, store.write(batch))]
+    except InvalidForStore as error:
+        if len(batch.record_ids) < 2:
+            return [Attempt(batch, error=error)]
+        return [Attempt(batch, error=error), *(a for one in batch.singles() for a in write_share(store, one))]
+    except Exception as error:  # reported per job by the caller; one job's failure stops no other
+        return [Attempt(batch, error=error)]
+
+
+def _write_job(store: JobWriter, shares: Sequence[JobBatch]) -> list[Attempt]:
+    # A job's shares (one per owner) one after the other: each is judged against the item the
+    # one before left (DESIGN §3).
+    return [attempt for share in shares for attempt in write_share(store, share)]
+
+
+def write_all(store: JobWriter, shares: Iterable[JobBatch], pool: Executor | None = None) -> list[Attempt]:
+    """Write every share, the jobs' writes in flight together on `pool` (one after another without).
+
+    Jobs are independent items, so nothing orders their writes; a job's own shares are written in
+    the order given (`coalesce`'s: smallest version first). The attempts come back in the order of
+    the shares, whatever order the writes finished in.
+    """
+    by_job: dict[str, list[JobBatch]] = {}
+    for share in shares:
+        by_job.setdefault(share.job_id, []).append(share)
+    jobs = list(by_job.values())
+    if pool is None or len(jobs) < 2:
+        done = [_write_job(store, job) for job in jobs]
+    else:
+        done = list(pool.map(_write_job, [store] * len(jobs), jobs))
+    return [attempt for job in done for attempt in job]
+
+
 def _is_conflict(stored: dict[str, Any], owner: dict[str, Any]) -> bool:
     return any(name in stored and stored[name] != owner[name] for name in OWNER_FIELDS)
 
@@ -201,4 +253,14 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-__all__ = ["FILL_IN_FIELDS", "InvalidForStore", "JobStore", "JobWriter", "Outcome", "WriteResult"]
+__all__ = [
+    "FILL_IN_FIELDS",
+    "Attempt",
+    "InvalidForStore",
+    "JobStore",
+    "JobWriter",
+    "Outcome",
+    "WriteResult",
+    "write_all",
+    "write_share",
+]
