@@ -1,6 +1,6 @@
 """Benchmark: ProjectorFn's writes in flight together, one after another, and naive, at a modelled RTT.
 
-    .venv/bin/python -m bench.projector [--events 5000] [--batch-size 100] [--rtt-ms 0,5]
+    .venv/bin/python -m bench.projector [--events 3000] [--batch-size 100] [--rtt-ms 0,5]
         [--rebuild-events 100000] [--engine dynalite|moto] [--seed 1]
 
 Deliveries (3-4 events per job, 30 % duplicates) in the order a replay delivers them, minute by
@@ -354,30 +354,30 @@ def child_batch(endpoint: str, batch_size: int) -> dict[str, float]:
     return {"rss_before_mb": before / 1024, "rss_after_mb": after / 1024}
 
 
-def child_rebuild(endpoint: str, events: int, rtt: float) -> dict[str, float]:
-    """In a fresh process: a rebuild from a file of `events` events at `rtt`; events/s and peak RSS."""
+def write_events_file(events: int) -> str:
+    """A temporary file of `events` deliveries, one bare detail a line; its path."""
     import tempfile
-
-    from local.template import Template
-    from projector.rebuild import FILE_WINDOW, apply_events
-    from projector.store import JobStore
 
     workload = make_workload(events, 4.0, 5, datetime.now(UTC))
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as file:
         for event in workload.deliveries:
             file.write(json.dumps(event.to_detail()) + "\n")
-        path = file.name
-    del workload
+        return file.name
+
+
+def child_rebuild(endpoint: str, path: str, rtt: float) -> dict[str, float]:
+    """In a fresh process: a rebuild from the file at `path` at `rtt`; events/s and peak RSS."""
+    from local.template import Template
+    from projector.rebuild import FILE_WINDOW, apply_events
+    from projector.store import JobStore
+
     table = create_jobs_table(dynamodb_client(endpoint), Template.read(Stage="bench"))
     store = JobStore(lambda_client(endpoint, rtt), table, TTL_DAYS)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        started = time.perf_counter()
-        with open(path, encoding="utf-8") as lines:
-            summary = apply_events(lines, store, batch_size=FILE_WINDOW, ttl_days=TTL_DAYS, now=time.time())
-        seconds = time.perf_counter() - started
-    finally:
-        os.unlink(path)
+    started = time.perf_counter()
+    with open(path, encoding="utf-8") as lines:
+        summary = apply_events(lines, store, batch_size=FILE_WINDOW, ttl_days=TTL_DAYS, now=time.time())
+    seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "events": summary.events,
@@ -406,7 +406,7 @@ def in_child(*args: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """Run every variant over the same deliveries and print the tables; 1 if a correctness target fails."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=5_000, help="deliveries, duplicates included")
+    parser.add_argument("--events", type=int, default=3_000, help="deliveries, duplicates included")
     parser.add_argument("--batch-size", type=int, default=100, help="SQS batch size of the main table")
     parser.add_argument("--jobs-per-minute", type=float, default=4.0, help="job arrival rate in the history")
     parser.add_argument("--rtt-ms", default="0,5", help="modelled round trips, comma-separated")
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "batch":
             print(json.dumps(child_batch(endpoint, int(rest[0]))))
         else:
-            print(json.dumps(child_rebuild(endpoint, int(rest[0]), float(rest[1]))))
+            print(json.dumps(child_rebuild(endpoint, rest[0], float(rest[1]))))
         return 0
 
     from local.template import Template
@@ -602,7 +602,11 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         batch_rss = in_child("batch", endpoint, str(args.batch_size))
-        rebuild = in_child("rebuild", endpoint, str(args.rebuild_events), str(rtt_model))
+        path = write_events_file(args.rebuild_events)
+        try:
+            rebuild = in_child("rebuild", endpoint, path, str(rtt_model))
+        finally:
+            os.unlink(path)
     rebuild_rate = rebuild["events"] / rebuild["seconds"]
     print_table(
         "Memory (peak RSS of a fresh process) and rebuild from a file",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -40,7 +41,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobstatus.events import DETAIL_TYPE, SOURCES, JobStatusChanged
-from jobstatus.settings import Settings
 from projector.fold import coalesce, is_expired
 from projector.store import Attempt, InvalidForStore, JobStore, JobWriter, Outcome, write_all
 
@@ -83,6 +83,25 @@ class _Envelope(BaseModel):
     detail: dict[str, Any]
     id: str | None = None
     replay_name: str | None = Field(default=None, alias="replay-name")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorSettings:
+    """ProjectorFn's settings, read once from the environment (DESIGN §5), with
+    `jobstatus.settings.Settings`'s names, defaults and bounds, without pydantic-settings on the
+    cold start (tests/core/test_concurrent_writes.py checks they agree)."""
+
+    jobs_table_name: str = "Jobs-dev"
+    job_ttl_days: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProjectorSettings:
+        """The settings from `env` (default: the process's environment); `ValueError` names a bad one."""
+        values = {k.upper(): v for k, v in (os.environ if env is None else env).items()}
+        ttl = values.get("JOB_TTL_DAYS", "30").strip()
+        if not ttl.lstrip("+-").isdigit() or not 1 <= int(ttl) <= 3650:
+            raise ValueError(f"JOB_TTL_DAYS must be a whole number of days from 1 to 3650, not {ttl!r}")
+        return cls(jobs_table_name=values.get("JOBS_TABLE_NAME", "Jobs-dev"), job_ttl_days=int(ttl))
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +317,7 @@ def handle(event: Mapping[str, Any], context: LambdaContext | None, deps: Projec
 @functools.cache
 def dependencies() -> ProjectorDeps:
     """The dependencies for Lambda, built once per cold start (after tests have set the env)."""
-    settings = Settings()
+    settings = ProjectorSettings.from_env()
     store = JobStore(dynamodb_client(), settings.jobs_table_name, settings.job_ttl_days)
     pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="write")
     return ProjectorDeps(store=store, ttl_days=settings.job_ttl_days, metrics=metrics, pool=pool)

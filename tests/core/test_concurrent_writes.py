@@ -12,10 +12,13 @@ import itertools
 import json
 import logging
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +35,8 @@ from tests.core.sqs import batch, failures, record
 from tests.core.test_handler import RecordingMetrics
 
 pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -249,3 +254,45 @@ def test_logged_values_are_json(pool: ThreadPoolExecutor) -> None:
         std.removeHandler(collect)
     (summary,) = [json.loads(line) for line in out if "batch projected" in line]
     assert (summary["applied"], summary["dynamodbWrites"], summary["failed"]) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"JOBS_TABLE_NAME": "Jobs-prod", "JOB_TTL_DAYS": "7"},
+        {"jobs_table_name": "Jobs-x", "job_ttl_days": " 3650 "},
+        {"JOB_TTL_DAYS": "1"},
+    ],
+)
+def test_projector_settings_read_what_jobstatus_settings_read(env: dict[str, str]) -> None:
+    from jobstatus.settings import Settings
+
+    ours = projector.ProjectorSettings.from_env(env)
+    theirs = Settings.model_validate({k.lower(): v for k, v in env.items()})
+    assert (ours.jobs_table_name, ours.job_ttl_days) == (theirs.jobs_table_name, theirs.job_ttl_days)
+
+
+@pytest.mark.parametrize("ttl", ["0", "3651", "abc", "1.5", ""])
+def test_a_bad_ttl_setting_is_refused_with_its_name(ttl: str) -> None:
+    with pytest.raises(ValueError, match="JOB_TTL_DAYS"):
+        projector.ProjectorSettings.from_env({"JOB_TTL_DAYS": ttl})
+
+
+HEAVY = ("boto3", "s3transfer", "pydantic_settings", "aws_xray_sdk", "jobstatus.codec", "jobstatus.settings")
+
+
+def test_projector_cold_start_imports_none_of_the_costly_packages() -> None:
+    # Given a fresh interpreter, when it does what Lambda's init does
+    code = (
+        "import json, sys; import projector.handler as h; h.dependencies(); "
+        f"print(json.dumps(sorted({{k for n in sys.modules for k in {HEAVY!r} "
+        "if n == k or n.startswith(k + '.')})))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "JOBS_TABLE_NAME": "Jobs-prod"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    # Then none of them was imported
+    assert json.loads(result.stdout.splitlines()[-1]) == []
