@@ -213,7 +213,7 @@ def _timed(call: Callable[[], dict[str, Any]], expected: int, count: int) -> lis
 
 
 def report_latency(requests: int) -> None:
-    """Fill a table on the local engine (bench/rtt.py) through the projector's writer; time the handler's answers."""
+    """Fill a table on the bench engine (bench/rtt.py) with the projector's writer; time the answers."""
     from api.core import CursorCodec
     from api.handler import Dependencies, handle
     from api.handler import dynamodb_client as api_client
