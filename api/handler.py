@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -95,6 +96,24 @@ def read_secret(session: Session, secret_arn: str) -> str | None:
     client: Any = session.create_client("secretsmanager", config=config)
     value = client.get_secret_value(SecretId=secret_arn).get("SecretString")
     return value if isinstance(value, str) else None
+
+
+WARM_KEY: Final = "__warm-up__"  # no job has this id (job ids are UUIDs): the read finds nothing
+
+
+def warm_up(deps: Dependencies) -> None:
+    """Open the DynamoDB connection (TCP, TLS) with a GetItem of a key no job has.
+
+    Lambda's init runs this, so the first request does not pay the handshakes. It is a
+    warm-up: failing it logs and leaves the first request to connect.
+    """
+    started = time.perf_counter()
+    try:
+        deps.jobs.get(WARM_KEY)
+    except Exception as error:  # a warm-up must never fail the init
+        logger.warning("warming the DynamoDB connection failed", extra={"error": type(error).__name__})
+        return
+    logger.debug("DynamoDB connection warm", extra={"ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
 @functools.cache
@@ -262,3 +281,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(
             name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
         )
+
+
+# Lambda's init (and only Lambda's: tests and the local stack build their dependencies when they
+# need them): build the client and open its connection before the first request.
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    warm_up(dependencies())

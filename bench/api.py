@@ -1,4 +1,4 @@
-"""Benchmark: GetJobFn's request latency on moto server (or dynalite), and its cold init vs boto3's floor.
+"""Benchmark: GetJobFn's request latency on a local engine, and its cold init against boto3's floor.
 
     .venv/bin/python -m bench.api [--requests 600] [--runs 15] [--step-runs 5]
 
@@ -36,12 +36,11 @@ from typing import Any, Final
 from bench.common import (
     create_jobs_table,
     dynamodb_client,
-    dynamodb_engine,
-    dynamodb_engine_name,
     fake_aws_environment,
     print_table,
     verdict,
 )
+from bench.rtt import dynamodb_engine
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 TARGET_RATIO: Final = 1.3
@@ -214,7 +213,7 @@ def _timed(call: Callable[[], dict[str, Any]], expected: int, count: int) -> lis
 
 
 def report_latency(requests: int) -> None:
-    """Fill a table on the DynamoDB engine through the projector's writer; time the handler's answers."""
+    """Fill a table on the bench engine (bench/rtt.py) with the projector's writer; time the answers."""
     from api.core import CursorCodec
     from api.handler import Dependencies, handle
     from api.handler import dynamodb_client as api_client
@@ -225,7 +224,7 @@ def report_latency(requests: int) -> None:
     from projector.fold import coalesce
     from projector.store import JobStore
 
-    with dynamodb_engine() as endpoint:
+    with dynamodb_engine() as (engine, endpoint):
         writer = dynamodb_client(endpoint)
         table = create_jobs_table(writer, Template.read(Stage="bench"))
         created = utc_now()
@@ -303,7 +302,7 @@ def report_latency(requests: int) -> None:
                 ]
             )
         print_table(
-            f"GetJobFn in-process on {dynamodb_engine_name()} (ms per request)",
+            f"GetJobFn in-process on {engine} (its own process; ms per request)",
             ["request", "requests", "p50 ms", "p99 ms", "mean ms"],
             rows,
         )

@@ -67,11 +67,11 @@ def dynamodb_engine_name() -> str:
 
 
 @contextlib.contextmanager
-def dynamodb_engine() -> Iterator[str]:
-    """The benchmark's DynamoDB engine (see `dynamodb_engine_name`) for its lifetime; its endpoint URL."""
+def dynamodb_engine(name: str | None = None) -> Iterator[str]:
+    """A DynamoDB engine (`name`, else `dynamodb_engine_name()`) in its own process; its endpoint URL."""
     from local.engines import Dynalite, EngineError, free_port, not_started, wait_for_http
 
-    if dynamodb_engine_name() == "dynalite":
+    if (name or dynamodb_engine_name()) == "dynalite":
         try:
             with Dynalite() as dynalite:
                 yield dynalite.endpoint

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from projector.rebuild import (
+    FILE_WINDOW,
+    MAX_JOB_IDS_KEPT,
+    WRITERS,
     FileSummary,
-    LineProblem,
+    Problems,
     RebuildError,
     ReplayControl,
     Replays,
     ReplayStatus,
     ReplayTarget,
     apply_events,
-    batch_size_of,
     parse_moment,
     replay_name,
     replay_window,
@@ -84,7 +86,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     from_file = parser.add_argument_group("from a file")
     from_file.add_argument("--table", help="Jobs table (default: $JOBS_TABLE_NAME, else Jobs-STAGE)")
-    from_file.add_argument("--batch-size", type=int, help="events per batch (default: ProjectorFn's)")
+    from_file.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"events coalesced together, one write per job each (default: {FILE_WINDOW:,})",
+    )
     from_file.add_argument("--ttl-days", type=int, help="job TTL in days (default: $JOB_TTL_DAYS or 30)")
 
     parser.add_argument("--stage", help="deployment stage (default: $STAGE, else dev)")
@@ -310,6 +316,7 @@ def replay_summary(status: ReplayStatus, target: ReplayTarget | None) -> object:
 def rebuild_from_file(args: argparse.Namespace, console: Console) -> int:
     """Apply a file of events to the Jobs table, batched like ProjectorFn, with a progress bar."""
     import boto3
+    from botocore.config import Config
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from jobstatus.settings import Settings
@@ -322,14 +329,15 @@ def rebuild_from_file(args: argparse.Namespace, console: Console) -> int:
     table = args.table
     if table is None and "jobs_table_name" in settings.model_fields_set:
         table = settings.jobs_table_name
-    batch_size = args.batch_size
-    if table is None or batch_size is None:
-        template = _template(args.stage or settings.stage)
-        table = table or template.physical_name("JobsTable")
-        batch_size = batch_size or batch_size_of(template)
+    batch_size = args.batch_size or FILE_WINDOW
+    if table is None:
+        table = _template(args.stage or settings.stage).physical_name("JobsTable")
     ttl_days = args.ttl_days or settings.job_ttl_days
     total_lines = _count_lines(path)
-    store = JobStore(boto3.client("dynamodb", region_name=args.region), table, ttl_days)
+    # As ProjectorFn's client: a connection per write in flight; no second validation of requests
+    # built from validated events.
+    config = Config(parameter_validation=False, max_pool_connections=WRITERS)
+    store = JobStore(boto3.client("dynamodb", region_name=args.region, config=config), table, ttl_days)
 
     with Progress(
         TextColumn("{task.description}"),
@@ -375,20 +383,21 @@ def file_summary(summary: FileSummary, path: Path, table_name: str, batch_size: 
     table.add_row("Applied", str(summary.applied))
     table.add_row("Stale or duplicate", str(summary.stale))
     table.add_row("Expired (skipped)", str(summary.expired))
-    table.add_row("Invalid", f"[red]{len(summary.invalid)}[/]" if summary.invalid else "0")
-    table.add_row("Not written (errors)", f"[red]{len(summary.failed)}[/]" if summary.failed else "0")
-    table.add_row("Conflicting", f"[red]{len(summary.conflicting)}[/]" if summary.conflicting else "0")
-    table.add_row("Jobs", str(len(summary.jobs)))
+    table.add_row("Invalid", f"[red]{summary.invalid.total}[/]" if summary.invalid.total else "0")
+    table.add_row("Not written (errors)", f"[red]{summary.failed.total}[/]" if summary.failed.total else "0")
+    table.add_row("Conflicting", f"[red]{summary.conflicting.total}[/]" if summary.conflicting.total else "0")
+    jobs = len(summary.jobs)
+    table.add_row("Jobs", str(jobs) if jobs < MAX_JOB_IDS_KEPT else f"{MAX_JOB_IDS_KEPT} or more")
     table.add_row("Batches", f"{summary.batches} of up to {batch_size}")
     table.add_row("DynamoDB requests", str(summary.requests))
     return table
 
 
-def _print_problems(console: Console, title: str, problems: list[LineProblem]) -> None:
+def _print_problems(console: Console, title: str, problems: Problems) -> None:
     from rich.markup import escape
 
     for problem in problems[:MAX_PROBLEMS_SHOWN]:
         text = f"[red]{title}[/] line {problem.line}: {escape(problem.reason)}"
         console.print(text, highlight=False, soft_wrap=True)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        console.print(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more {title.lower()} lines")
+    if problems.total > MAX_PROBLEMS_SHOWN:
+        console.print(f"... and {problems.total - MAX_PROBLEMS_SHOWN} more {title.lower()} lines")

@@ -2,7 +2,8 @@
 
 Each SQS record's body is an EventBridge event, live or replayed (`replay-name`); moto leaves
 out `account`, which is not needed here. A batch is parsed record by record, coalesced per
-jobId and written with one conditional `UpdateItem` per job. The answer lists in
+jobId and written with one conditional `UpdateItem` per job, the jobs' writes in flight together
+on a bounded pool (what they did is logged and counted on the handler's thread). The answer lists in
 `batchItemFailures` exactly the records not applied, so SQS redelivers them (and, after
 `maxReceiveCount`, parks them in the DLQ):
 
@@ -26,10 +27,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,15 +40,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobstatus.contract import DEFAULT_JOB_TTL_DAYS, DEFAULT_JOBS_TABLE_NAME, JOB_TTL_DAYS_RANGE
 from jobstatus.events import DETAIL_TYPE, SOURCES, JobStatusChanged
 from jobstatus.metrics import MetricsSink
-from jobstatus.settings import Settings
-from projector.fold import JobBatch, coalesce, is_expired
-from projector.store import InvalidForStore, JobStore, JobWriter, Outcome
+from projector.fold import coalesce, is_expired
+from projector.store import Attempt, InvalidForStore, JobStore, JobWriter, Outcome, write_all
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = Logger()
 metrics = Metrics()
 
+# Writes of a batch in flight at once (bench/projector.py measures 8 and 16), and as many HTTP
+# connections: a thread waiting for a connection is a write not in flight.
+WRITERS: Final = 16
 MAX_REASON_CHARS: Final = 1000  # a log line says why, not the whole payload
 MAX_PATH_CHARS: Final = 120
 
@@ -71,13 +80,37 @@ class _Envelope(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class ProjectorSettings:
+    """ProjectorFn's settings, read once from the environment (DESIGN §5), with
+    `jobstatus.settings.Settings`'s names, defaults and bounds, without pydantic-settings on the
+    cold start (tests/core/test_concurrent_writes.py checks they agree)."""
+
+    jobs_table_name: str = DEFAULT_JOBS_TABLE_NAME
+    job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProjectorSettings:
+        """The settings from `env` (default: the process's environment); `ValueError` names a bad one."""
+        values = {k.upper(): v for k, v in (os.environ if env is None else env).items()}
+        ttl = values.get("JOB_TTL_DAYS", str(DEFAULT_JOB_TTL_DAYS)).strip()
+        low, high = JOB_TTL_DAYS_RANGE
+        if not ttl.lstrip("+-").isdigit() or not low <= int(ttl) <= high:
+            raise ValueError(f"JOB_TTL_DAYS must be a whole number of days from {low} to {high}, not {ttl!r}")
+        return cls(
+            jobs_table_name=values.get("JOBS_TABLE_NAME", DEFAULT_JOBS_TABLE_NAME), job_ttl_days=int(ttl)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectorDeps:
-    """What the handler needs: the writer, the TTL, a clock (epoch seconds) and a metrics sink."""
+    """What the handler needs: the writer, the TTL, a clock (epoch seconds), a metrics sink, and
+    the pool that keeps a batch's writes in flight together (none: one write after another)."""
 
     store: JobWriter
     ttl_days: int
     clock: Callable[[], float] = time.time
     metrics: MetricsSink | None = None
+    pool: Executor | None = None
 
 
 @dataclass(slots=True)
@@ -188,30 +221,30 @@ def process(records: Iterable[Mapping[str, Any]], deps: ProjectorDeps) -> BatchR
             report.expired += 1
             continue
         live.append((message_id, event))
-    for job in coalesce(live):
-        _write(job, deps.store, report)
+    # The writes are in flight together on the pool; what they did is logged and counted here, on
+    # the handler's thread (Powertools Logger and Metrics are not made for appends from many).
+    for attempt in write_all(deps.store, coalesce(live), deps.pool):
+        _record(attempt, report)
     return report
 
 
-def _write(job: JobBatch, store: JobWriter, report: BatchReport) -> None:
+def _record(attempt: Attempt, report: BatchReport) -> None:
+    job, error, result = attempt.batch, attempt.error, attempt.result
     about = {"jobId": job.job_id, "messageIds": list(job.record_ids)}
-    try:
-        result = store.write(job)
-    except InvalidForStore as error:
+    if isinstance(error, InvalidForStore):
         if len(job.record_ids) > 1:
-            # Which event is it? Each alone, so that the others are applied as if it were absent.
+            # Which event is it? Each alone (the attempts that follow), so that the others are
+            # applied as if it were absent.
             logger.warning(
                 "DynamoDB refused the job's coalesced write; writing its events one by one",
                 extra={**about, "reason": str(error)},
             )
-            for single in job.singles():
-                _write(single, store, report)
             return
         logger.error("DynamoDB refused the event; its record failed", extra={**about, "reason": str(error)})
         report.failures.extend(job.record_ids)
         report.invalid += len(job.record_ids)
         return
-    except (ClientError, BotoCoreError) as error:
+    if isinstance(error, ClientError | BotoCoreError):
         code = (
             error.response.get("Error", {}).get("Code")
             if isinstance(error, ClientError)
@@ -222,9 +255,9 @@ def _write(job: JobBatch, store: JobWriter, report: BatchReport) -> None:
         )
         report.failures.extend(job.record_ids)
         return
-    except Exception:
+    if error is not None or result is None:
         # A bug must not block the other jobs of the batch: this job's records are retried.
-        logger.exception("unexpected error writing the job; its records failed", extra=about)
+        logger.error("unexpected error writing the job; its records failed", extra=about, exc_info=error)
         report.failures.extend(job.record_ids)
         return
     report.writes += result.requests
@@ -281,12 +314,35 @@ def handle(event: Mapping[str, Any], context: LambdaContext | None, deps: Projec
 @functools.cache
 def dependencies() -> ProjectorDeps:
     """The dependencies for Lambda, built once per cold start (after tests have set the env)."""
-    import boto3
+    settings = ProjectorSettings.from_env()
+    store = JobStore(dynamodb_client(), settings.jobs_table_name, settings.job_ttl_days)
+    pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="write")
+    return ProjectorDeps(store=store, ttl_days=settings.job_ttl_days, metrics=metrics, pool=pool)
 
-    settings = Settings()
-    client = boto3.client("dynamodb")
-    store = JobStore(client, settings.jobs_table_name, settings.job_ttl_days)
-    return ProjectorDeps(store=store, ttl_days=settings.job_ttl_days, metrics=metrics)
+
+def dynamodb_client() -> DynamoDBClient:
+    """botocore's DynamoDB client (its endpoint from `AWS_ENDPOINT_URL*`), tuned for CPU per write.
+
+    botocore's own settings, each measured by bench/projector.py's CPU per request:
+    `parameter_validation=False` (every value was validated by the event model and the request's
+    shape is ours; DynamoDB still refuses a bad request, and `InvalidForStore` handles that);
+    `user_agent` given once, so botocore sends it as it is instead of building its full User-Agent
+    string twice per request; standard retries (a token bucket, no per-response CRC32 of legacy
+    mode). botocore's own client, not `boto3.client`: the same client without importing boto3.
+    """
+    import botocore
+    from botocore.config import Config
+    from botocore.session import get_session
+
+    config = Config(
+        parameter_validation=False,
+        user_agent=f"jobstatus-projector botocore/{botocore.__version__}",
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=WRITERS,
+        connect_timeout=2,
+        read_timeout=5,
+    )
+    return cast("DynamoDBClient", get_session().create_client("dynamodb", config=config))
 
 
 @logger.inject_lambda_context

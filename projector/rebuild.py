@@ -2,8 +2,11 @@
 
 The archive is the source of truth (DESIGN §1). A replay sends its events back to the bus,
 restricted to the projector's rule, and ProjectorFn folds them as it folds live ones. A file of
-events goes through the same fold (`coalesce`) and the same writer (`JobStore`), in batches the
-size of ProjectorFn's, so both ways converge on the items `project()` computes.
+events goes through the same fold (`coalesce`) and the same writer (`JobStore`, its writes in
+flight together on a pool, as ProjectorFn's are), so both ways converge on the items `project()`
+computes. A file is coalesced in windows larger than ProjectorFn's batches (fewer requests per
+event), and its summary keeps counts and a bounded sample of problems, so memory stays bounded
+whatever the file's size.
 
 No boto3 client is built here: the EventBridge client and the `JobStore` are passed in, and the
 `jobstatus rebuild` command (`ops.rebuild_cli`) is a thin shell around these functions.
@@ -15,6 +18,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,8 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from jobstatus.events import DETAIL_TYPE, JobStatusChanged
-from projector.fold import JobBatch, coalesce, is_expired
-from projector.store import InvalidForStore, JobWriter, Outcome
+from projector.fold import coalesce, is_expired
+from projector.store import Attempt, InvalidForStore, JobWriter, Outcome, write_all
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -36,6 +40,11 @@ BUS_ID: Final = "JobsBus"
 PROJECTOR_RULE_ID: Final = "JobStatusToProjectorRule"
 PROJECTOR_FN_ID: Final = "ProjectorFn"
 DEFAULT_BATCH_SIZE: Final = 100  # what SQS gives ProjectorFn when the template says nothing
+# A file is coalesced this many events at a time: the larger, the fewer requests per event
+# (bench/projector.py measures it), at the cost of memory for the window's events only.
+FILE_WINDOW: Final = 1000
+WRITERS: Final = 16  # writes in flight at once, as in ProjectorFn
+MAX_PROBLEMS_KEPT: Final = 1000  # per kind; beyond it, only counted
 
 REPLAY_NAME_MAX: Final = 64
 _REPLAY_NAME_INVALID = re.compile(r"[^.\-_A-Za-z0-9]")
@@ -342,18 +351,38 @@ def _batches(
         yield events, problems, last
 
 
+class Problems(list[LineProblem]):
+    """The first `MAX_PROBLEMS_KEPT` problems of a kind, and how many there were in all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def add(self, problems: Iterable[LineProblem]) -> None:
+        """Count every problem; keep only the first ones (a file of bad lines must not fill memory)."""
+        for problem in problems:
+            self.total += 1
+            if len(self) < MAX_PROBLEMS_KEPT:
+                self.append(problem)
+
+
 @dataclass
 class FileSummary:
-    """What applying a file did, counted per event (line) as ProjectorFn counts its metrics."""
+    """What applying a file did, counted per event (line) as ProjectorFn counts its metrics.
+
+    Bounded whatever the file's size: counts, the first problems of each kind (their `total` says
+    how many in all), and the first `MAX_JOB_IDS_KEPT` job ids (`job_count` counts job writes that
+    applied or found the item current).
+    """
 
     events: int = 0
     applied: int = 0  # the winner of a job whose write took it
     stale: int = 0  # every other event of a written job: superseded in its batch, or older than the item
     expired: int = 0
-    invalid: list[LineProblem] = field(default_factory=list)
-    failed: list[LineProblem] = field(default_factory=list)
-    conflicting: list[LineProblem] = field(default_factory=list)  # another owner's job (DESIGN §3)
-    jobs: set[str] = field(default_factory=set)
+    invalid: Problems = field(default_factory=Problems)
+    failed: Problems = field(default_factory=Problems)
+    conflicting: Problems = field(default_factory=Problems)  # another owner's job (DESIGN §3)
+    jobs: set[str] = field(default_factory=set)  # a sample: the first MAX_JOB_IDS_KEPT job ids
     batches: int = 0
     writes: int = 0
     requests: int = 0
@@ -361,7 +390,15 @@ class FileSummary:
     @property
     def ok(self) -> bool:
         """Whether every line was read and every event written or rightly skipped."""
-        return not self.invalid and not self.failed and not self.conflicting
+        return not (self.invalid.total or self.failed.total or self.conflicting.total)
+
+    def note_job(self, job_id: str) -> None:
+        """Remember a written job's id while the sample has room."""
+        if len(self.jobs) < MAX_JOB_IDS_KEPT:
+            self.jobs.add(job_id)
+
+
+MAX_JOB_IDS_KEPT: Final = 10_000
 
 
 def apply_events(
@@ -372,52 +409,63 @@ def apply_events(
     ttl_days: int,
     now: float,
     on_progress: Callable[[int], None] | None = None,
+    pool: Executor | None = None,
 ) -> FileSummary:
     """Fold the events of `lines` into the table through `coalesce` and `store`, `batch_size` at a time.
 
-    Bad lines, events DynamoDB refuses and events that conflict with their job's owner are
-    reported in the summary with their line numbers, and the rest is applied, by the same rules
-    as ProjectorFn's. `on_progress` gets the number of the last line handled after each
+    Each batch's writes are in flight together on `pool` (given, or one of `WRITERS` threads for
+    the call). Bad lines, events DynamoDB refuses and events that conflict with their job's owner
+    are reported in the summary with their line numbers, and the rest is applied, by the same
+    rules as ProjectorFn's. `on_progress` gets the number of the last line handled after each
     batch. Raises `RebuildError` when the table is missing (no write can succeed).
     """
     if batch_size < 1:
         raise RebuildError(f"batch size must be at least 1, not {batch_size}")
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="rebuild") as own:
+            return apply_events(
+                lines,
+                store,
+                batch_size=batch_size,
+                ttl_days=ttl_days,
+                now=now,
+                on_progress=on_progress,
+                pool=own,
+            )
     summary = FileSummary()
     for events, problems, last_line in _batches(read_events(lines), batch_size):
-        summary.invalid.extend(problems)
+        summary.invalid.add(problems)
         summary.events += len(events)
         live = [(str(line), event) for line, event in events if not is_expired(event, ttl_days, now)]
         summary.expired += len(events) - len(live)
         summary.batches += 1 if events else 0
-        for job in coalesce(live):
-            _write_job(store, job, summary)
+        for attempt in write_all(store, coalesce(live), pool):
+            _count(attempt, summary)
         if on_progress is not None:
             on_progress(last_line)
     return summary
 
 
-def _write_job(store: JobWriter, job: JobBatch, summary: FileSummary) -> None:
+def _count(attempt: Attempt, summary: FileSummary) -> None:
+    job, error, result = attempt.batch, attempt.error, attempt.result
     lines = [int(record_id) for record_id in job.record_ids]
-    try:
-        result = store.write(job)
-    except InvalidForStore as error:
-        if len(lines) > 1:  # each alone, so that only the refused ones are left out
-            for single in job.singles():
-                _write_job(store, single, summary)
-            return
-        reason = f"DynamoDB refused job {job.job_id}: {error}"
-        summary.invalid.extend(LineProblem(line, reason) for line in lines)
+    if isinstance(error, InvalidForStore):
+        if len(lines) == 1:  # a coalesced write refused is followed by each of its events alone
+            summary.invalid.add([LineProblem(lines[0], f"DynamoDB refused job {job.job_id}: {error}")])
         return
-    except ClientError as error:
+    if isinstance(error, ClientError):
         if _error_code(error) == "ResourceNotFoundException":
             raise RebuildError(f"the Jobs table does not exist: {_error_message(error)}") from error
         reason = f"writing job {job.job_id} failed: {_error_code(error)}: {_error_message(error)}"
-        summary.failed.extend(LineProblem(line, reason) for line in lines)
+        summary.failed.add(LineProblem(line, reason) for line in lines)
         return
-    except BotoCoreError as error:
+    if isinstance(error, BotoCoreError):
         reason = f"writing job {job.job_id} failed: {error}"
-        summary.failed.extend(LineProblem(line, reason) for line in lines)
+        summary.failed.add(LineProblem(line, reason) for line in lines)
         return
+    if error is not None:
+        raise error  # a bug: stop, as a one-thread rebuild would have
+    assert result is not None  # an attempt holds a result or an error
     summary.writes += 1
     summary.requests += result.requests
     if result.outcome is Outcome.CONFLICT:
@@ -426,12 +474,12 @@ def _write_job(store: JobWriter, job: JobBatch, summary: FileSummary) -> None:
             f"{result.stored_created_at!r}; the event says userId {job.winner.user_id!r}, createdAt "
             f"{job.winner.created_at!r}: not applied"
         )
-        summary.conflicting.extend(LineProblem(line, reason) for line in lines)
+        summary.conflicting.add(LineProblem(line, reason) for line in lines)
         return
     applied = 1 if result.outcome is Outcome.APPLIED else 0
     summary.applied += applied
     summary.stale += len(lines) - applied
-    summary.jobs.add(job.job_id)
+    summary.note_job(job.job_id)
 
 
 def batch_size_of(template: Template, function_id: str = PROJECTOR_FN_ID) -> int:

@@ -11,14 +11,15 @@ item (dynalite) gets the second write anyway, and a read only when that one fail
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from decimal import DecimalException
+from decimal import Clamped, Context, Decimal, DecimalException, Inexact, Overflow, Rounded, Underflow
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from botocore.exceptions import ClientError
 
-from jobstatus.codec import from_item, to_attribute_value
 from projector.fold import FILL_IN_FIELDS, OWNER_FIELDS, WINNER_FIELDS, JobBatch, winner_fields
 
 if TYPE_CHECKING:
@@ -39,6 +40,68 @@ SAME_OWNER: Final = f"{SAME_USER} AND {SAME_CREATED_AT}"
 STORED_IS_OLDER: Final = "(attribute_not_exists(#version) OR #version < :version)"
 WINNER_CONDITION: Final = f"{ITEM_IS_NEW} OR ({SAME_OWNER} AND {STORED_IS_OLDER})"
 FILL_IN_CONDITION: Final = f"{ITEM_EXISTS} AND {SAME_OWNER}"
+
+
+# DynamoDB's numbers: 38 significant digits, exponent -130..125 (as boto3's TypeSerializer checks).
+NUMBERS: Final = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
+
+
+def to_attribute_value(value: Any) -> Any:
+    """One plain Python value as a DynamoDB attribute value, as `jobstatus.codec` writes it.
+
+    The same rules as boto3's `TypeSerializer` after `jobstatus.codec`'s floats-to-Decimal
+    (tests/core/test_store_codec.py checks that they agree), without importing boto3 (and
+    s3transfer) on ProjectorFn's cold start. Raises `TypeError` for a value DynamoDB cannot hold
+    (NaN, infinity, an unknown type) and `DecimalException` for a number out of its range.
+    """
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool | str):
+        return {"BOOL" if isinstance(value, bool) else "S": value}
+    if isinstance(value, int | float | Decimal):
+        text = str(NUMBERS.create_decimal(Decimal(repr(value)) if isinstance(value, float) else value))
+        if not NUMBERS.create_decimal(text).is_finite():
+            raise TypeError("Infinity and NaN not supported")
+        return {"N": text}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
+    if isinstance(value, Mapping):
+        return {"M": {key: to_attribute_value(item) for key, item in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute_value(item) for item in value]}
+    raise TypeError(f"Unsupported type {type(value)!r} for value {value!r}")
+
+
+def _number(text: str) -> int | float:
+    number = NUMBERS.create_decimal(text)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+_READERS: Final[dict[str, Any]] = {
+    "S": lambda raw: raw,
+    "BOOL": lambda raw: raw,
+    "NULL": lambda raw: None,
+    "N": _number,
+    "B": bytes,
+    "SS": set,
+    "BS": set,
+    "NS": lambda raw: {NUMBERS.create_decimal(n) for n in raw},
+    "M": lambda raw: {key: from_attribute_value(item) for key, item in raw.items()},
+    "L": lambda raw: [from_attribute_value(item) for item in raw],
+}
+
+
+def from_attribute_value(value: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value as a plain Python value (integral numbers int, others float)."""
+    ((kind, raw),) = value.items()
+    if kind not in _READERS:
+        raise TypeError(f"Unknown DynamoDB type {kind!r}")
+    return _READERS[kind](raw)
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values."""
+    return {name: from_attribute_value(value) for name, value in item.items()}
 
 
 class Outcome(StrEnum):
@@ -168,6 +231,56 @@ class JobStore:
         return cast("dict[str, Any] | None", answer.get("Item"))
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One write of a job's share and what came of it: its `result`, or the exception it raised."""
+
+    batch: JobBatch
+    result: WriteResult | None = None
+    error: Exception | None = None
+
+
+def write_share(store: JobWriter, batch: JobBatch) -> list[Attempt]:
+    """Write one share; when DynamoDB refuses it as malformed and it holds several records, each alone.
+
+    Each record alone (smallest version first) finds the refused event, and the others are
+    applied as if it were absent. Never raises for a failed write: the attempts say what happened,
+    so that the caller logs and counts them on its own thread.
+    """
+    try:
+        return [Attempt(batch, store.write(batch))]
+    except InvalidForStore as error:
+        if len(batch.record_ids) < 2:
+            return [Attempt(batch, error=error)]
+        return [Attempt(batch, error=error), *(a for one in batch.singles() for a in write_share(store, one))]
+    except Exception as error:  # reported per job by the caller; one job's failure stops no other
+        return [Attempt(batch, error=error)]
+
+
+def _write_job(store: JobWriter, shares: Sequence[JobBatch]) -> list[Attempt]:
+    # A job's shares (one per owner) one after the other: each is judged against the item the
+    # one before left (DESIGN §3).
+    return [attempt for share in shares for attempt in write_share(store, share)]
+
+
+def write_all(store: JobWriter, shares: Iterable[JobBatch], pool: Executor | None = None) -> list[Attempt]:
+    """Write every share, the jobs' writes in flight together on `pool` (one after another without).
+
+    Jobs are independent items, so nothing orders their writes; a job's own shares are written in
+    the order given (`coalesce`'s: smallest version first). The attempts come back in the order of
+    the shares, whatever order the writes finished in.
+    """
+    by_job: dict[str, list[JobBatch]] = {}
+    for share in shares:
+        by_job.setdefault(share.job_id, []).append(share)
+    jobs = list(by_job.values())
+    if pool is None or len(jobs) < 2:
+        done = [_write_job(store, job) for job in jobs]
+    else:
+        done = list(pool.map(_write_job, [store] * len(jobs), jobs))
+    return [attempt for job in done for attempt in job]
+
+
 def _is_conflict(stored: dict[str, Any], owner: dict[str, Any]) -> bool:
     return any(name in stored and stored[name] != owner[name] for name in OWNER_FIELDS)
 
@@ -201,4 +314,14 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-__all__ = ["FILL_IN_FIELDS", "InvalidForStore", "JobStore", "JobWriter", "Outcome", "WriteResult"]
+__all__ = [
+    "FILL_IN_FIELDS",
+    "Attempt",
+    "InvalidForStore",
+    "JobStore",
+    "JobWriter",
+    "Outcome",
+    "WriteResult",
+    "write_all",
+    "write_share",
+]

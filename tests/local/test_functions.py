@@ -15,10 +15,10 @@ def test_sqs_sources_come_from_the_template(local_template: Template) -> None:
     assert functions["ProjectorFn"].sqs_sources == (
         SqsSource(
             queue="ProjectorQueue",
-            batch_size=100,
+            batch_size=10,
             batching_window=0.0,
             report_batch_item_failures=True,
-            maximum_concurrency=5,
+            maximum_concurrency=10,
         ),
     )
     invoker = functions["FalInvokerFn"]

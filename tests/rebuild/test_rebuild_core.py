@@ -99,7 +99,7 @@ def test_replay_target_from_template_uses_stage_region_and_account():
 
 
 def test_batch_size_comes_from_the_projector_event_source(template):
-    assert batch_size_of(template) == 100
+    assert batch_size_of(template) == 10
     bare = Template({"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {}}}})
     assert batch_size_of(bare, "Fn") == DEFAULT_BATCH_SIZE
     sized = Template(

@@ -39,7 +39,10 @@ def test_cfn_lint_fails_broken_sqs_events(monkeypatch):
     # One copy, two breakages (each one is enough to fail): a lint costs seconds on this machine.
     text = TEMPLATE.read_text()
     breakages = {
-        "E3034": ("BatchSize: 100\n", "BatchSize: 100000\n"),
+        "E3034": (
+            "BatchSize: 10\n            MaximumBatchingWindowInSeconds: 0\n",
+            "BatchSize: 100000\n            MaximumBatchingWindowInSeconds: 0\n",
+        ),
         "E1010": ("Queue: !GetAtt ProjectorQueue.Arn", "Queue: !GetAtt ProjectorQueu.Arn"),
     }
     for original, broken in breakages.values():

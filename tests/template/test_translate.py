@@ -156,10 +156,10 @@ EXPECTED_MAPPINGS = {
     "ProjectorFn": (
         "ProjectorQueue",
         {
-            "BatchSize": 100,
+            "BatchSize": 10,
             "MaximumBatchingWindowInSeconds": 0,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            "ScalingConfig": {"MaximumConcurrency": 5},
+            "ScalingConfig": {"MaximumConcurrency": 10},
         },
     ),
     "FalInvokerFn": (
