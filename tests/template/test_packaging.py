@@ -59,5 +59,5 @@ def test_no_lambda_package_imports_local_or_ops(package: str) -> None:
 
 def test_the_import_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import os\n\ndef f():\n    from ops.template import Template\n    import ops.cli\n")
+    sample.write_text("import os\n\ndef f():\n    from local.template import Template\n    import ops.cli\n")
     assert imported_modules(sample) == {"os", "local.template", "ops.cli"}
