@@ -13,12 +13,15 @@ from api.core import (
     ALWAYS_FIELDS,
     CORS_EXPOSE_HEADERS,
     DEFAULT_LIMIT,
+    FORBIDDEN,
     INTERNAL_ERROR,
     INVALID_CURSOR,
     INVALID_JOB_ID,
     INVALID_LIMIT,
     INVALID_STATUS,
+    INVALID_USER_ID,
     MAX_LIMIT,
+    MAX_USER_ID_CHARS,
     NOT_FOUND,
     SERVICE_UNAVAILABLE,
     UNAUTHORIZED,
@@ -347,15 +350,24 @@ def build_document() -> dict[str, Any]:
                 "name": "cursor",
                 "in": "query",
                 "required": False,
-                "description": "`nextCursor` of the previous page, for the same caller and status",
+                "description": "`nextCursor` of the previous page, for the same caller, user and status",
                 "schema": {"type": "string", "minLength": 1},
+            },
+            {
+                "name": "userId",
+                "in": "query",
+                "required": False,
+                "description": "Whose jobs: members of `admin` may name any user, others only themselves",
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_CHARS},
             },
         ],
         "responses": {
             "200": _json("A page of jobs", "JobList"),
             "400": _error(
-                f"Bad status, limit or cursor ({INVALID_STATUS}, {INVALID_LIMIT}, {INVALID_CURSOR})"
+                f"Bad status, limit, cursor or userId ({INVALID_STATUS}, {INVALID_LIMIT}, {INVALID_CURSOR}, "
+                f"{INVALID_USER_ID})"
             ),
+            "403": _error(f"Another user's jobs asked for by a caller outside `admin` ({FORBIDDEN})"),
             **COMMON_ERRORS,
         },
     }
@@ -448,6 +460,8 @@ def build_document() -> dict[str, Any]:
                         INVALID_STATUS,
                         INVALID_LIMIT,
                         INVALID_CURSOR,
+                        INVALID_USER_ID,
+                        FORBIDDEN,
                         SERVICE_UNAVAILABLE,
                         INTERNAL_ERROR,
                         *SUBMIT_REFUSALS,

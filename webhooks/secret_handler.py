@@ -56,17 +56,15 @@ def _answer(status: int, body: Any | None, headers: Mapping[str, str]) -> dict[s
 
 
 def handle(event: Mapping[str, Any], deps: Dependencies) -> dict[str, Any]:
-    """One REST proxy event: 200 `{"secret"}`, 204 for a preflight, else the one error body."""
+    """One REST proxy event: 200 `{"secret"}`, else the one error body (preflights are the gateway's MOCK)."""
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
     method = str(event.get("httpMethod", "")).upper()
-    cors = cors_headers(headers.get("origin"), deps.allowed_origins, preflight=method == "OPTIONS")
-    if method == "OPTIONS":
-        return _answer(204, None, cors)
+    cors = cors_headers(headers.get("origin"), deps.allowed_origins, preflight=False)
     if method != "GET":
         return _answer(
             405,
             error_body("METHOD_NOT_ALLOWED", f"{method} is not allowed on {SECRET_PATH}"),
-            {**cors, "Allow": "GET, OPTIONS"},
+            {**cors, "Allow": "GET"},
         )
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     try:

@@ -55,7 +55,7 @@ def test_document_lists_every_answer_of_each_route():
         "500",
         "503",
     }
-    assert set(paths["/v1/jobs"]["get"]["responses"]) == {"200", "400", "401", "500", "503"}
+    assert set(paths["/v1/jobs"]["get"]["responses"]) == {"200", "400", "401", "403", "500", "503"}
     assert paths["/v1/jobs"]["options"]["security"] == [] == paths["/v1/jobs/{id}"]["options"]["security"]
     assert set(paths["/v1/jobs"]["post"]["responses"]) == {"202", "400", "401", "409", "415", "500", "503"}
     assert set(paths["/v1/webhooks/secret"]["get"]["responses"]) == {"200", "401", "500"}
