@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--allow-local-webhooks",
         action="store_true",
         help="let webhooks call plain http and loopback URLs (e.g. a receiver on 127.0.0.1); "
-        "local stages only",
+        "local stages only (default: off)",
     )
     local.add_argument(
         "--verbose",

@@ -16,12 +16,24 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
 
+    from producers.settings import ProducerSettings
+
 # `total_max_attempts: 1` is the first attempt and no retry (`max_attempts` would add one retry).
 FAST_FAIL: Final = Config(
     connect_timeout=0.2,
     read_timeout=0.5,
     retries={"total_max_attempts": 1, "mode": "standard"},
 )
+
+
+def fast_fail(settings: ProducerSettings) -> Config:
+    """`FAST_FAIL` with the timeouts `settings` give (the local stack gives its engines more room)."""
+    return FAST_FAIL.merge(
+        Config(
+            connect_timeout=settings.publish_connect_timeout_seconds,
+            read_timeout=settings.publish_read_timeout_seconds,
+        )
+    )
 
 
 def events_client(config: Config = FAST_FAIL) -> EventBridgeClient:

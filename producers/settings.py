@@ -31,6 +31,10 @@ class ProducerSettings(Settings):
     # job's path, so it can let a slow bus finish rather than fill the outbox; the circuit
     # breaker still ends it early when the bus is down.
     status_flush_after_response_seconds: float = Field(default=0.5, gt=0, le=10)
+    # The producers' EventBridge and SQS clients give up this fast (producers/aws.py FAST_FAIL):
+    # milliseconds against AWS; the local stack, whose moto shares one process, gives more.
+    publish_connect_timeout_seconds: float = Field(default=0.2, gt=0, le=10)
+    publish_read_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
     # How long SubmitJobFn retries its PutEvents before answering 503.
     submit_publish_seconds: float = Field(default=0.5, gt=0, le=10)
     # FalInvokerFn: the wait on Fal ends this long before Lambda would kill the function, so

@@ -106,16 +106,16 @@ def build_invoker(fal: FalGateway, settings: ProducerSettings) -> Invoker:
     import boto3
     from botocore.config import Config
 
-    from producers.aws import events_client, sqs_client
+    from producers.aws import events_client, fast_fail, sqs_client
 
     store_config = Config(
         connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 3, "mode": "standard"}
     )
-    sqs = sqs_client()
+    sqs = sqs_client(fast_fail(settings))
     runner = make_runner(
         fal,
         settings,
-        events=events_client(),
+        events=events_client(fast_fail(settings)),
         sqs=sqs,
         dynamodb=boto3.client("dynamodb", config=store_config),
     )

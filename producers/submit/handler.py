@@ -119,10 +119,10 @@ def dependencies() -> Submitter:
     """The submitter for Lambda, built once per cold start."""
     import boto3
 
-    from producers.aws import events_client, sqs_client
+    from producers.aws import events_client, fast_fail, sqs_client
 
     settings = ProducerSettings()
-    events = events_client()
+    events = events_client(fast_fail(settings))
     keys = JobKeys(
         boto3.client("dynamodb", config=KEY_STORE_CONFIG),
         settings.idempotency_table_name,
@@ -130,7 +130,7 @@ def dependencies() -> Submitter:
     )
     publisher = StatusPublisher(
         events,
-        SqsOutbox(sqs_client(), settings.outbox_queue_url),
+        SqsOutbox(sqs_client(fast_fail(settings)), settings.outbox_queue_url),
         bus_name=settings.event_bus_name,
         source=SOURCE_SUBMIT,
         metrics=metrics,
