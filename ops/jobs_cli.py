@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ops.smoke import add_target_arguments
+
 if TYPE_CHECKING:
     import httpx
     from rich.console import Console
@@ -56,18 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--limit", type=int, default=20, help="at most this many jobs (1-100, default 20)")
     listing.add_argument("--cursor", help="continue a listing from the cursor it printed")
     for parser in (get, listing):
-        where = parser.add_mutually_exclusive_group(required=True)
-        where.add_argument("--stack", help="a deployed stack: the CloudFormation stack's JobsApiUrl")
-        where.add_argument("--api-url", help="the API's base URL")
-        where.add_argument(
-            "--local",
-            nargs="?",
-            const=".local",
-            metavar="DIR",
-            help="the running `jobstatus local` (DIR/stack.json and its signing key; default .local)",
-        )
-        parser.add_argument("--token", help="bearer token (default: $JOBSTATUS_TOKEN; --local makes one)")
-        parser.add_argument("--region", help="AWS region of --stack (default: the usual AWS settings)")
+        add_target_arguments(parser)
         parser.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     get.set_defaults(run=run_get)
     listing.set_defaults(run=run_list)

@@ -31,14 +31,10 @@ class SmokeFailure(Exception):
     """A step failed; the message is the line the operator sees."""
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `smoke` to the `jobstatus` command line."""
-    smoke = subparsers.add_parser(
-        "smoke",
-        help="submit a job through a deployed API and follow it: submit, projected, finished, listed",
-        description=(__doc__ or "").split("\n\n")[0],
-    )
-    where = smoke.add_mutually_exclusive_group(required=True)
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the API is (`--stack`, `--api-url` or `--local`) and how to call it: shared by
+    `smoke` and `jobs`."""
+    where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--stack", help="the CloudFormation stack whose JobsApiUrl output to use")
     where.add_argument("--api-url", help="the API's base URL (…/v1/jobs or the host part before it)")
     where.add_argument(
@@ -48,8 +44,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="the running `jobstatus local` (its DIR/stack.json and signing key; default .local)",
     )
-    smoke.add_argument("--token", help="bearer token (default: $JOBSTATUS_TOKEN; --local makes one)")
-    smoke.add_argument("--region", help="AWS region of --stack (default: the usual AWS settings)")
+    parser.add_argument("--token", help="bearer token (default: $JOBSTATUS_TOKEN; --local makes one)")
+    parser.add_argument("--region", help="AWS region of --stack (default: the usual AWS settings)")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `smoke` to the `jobstatus` command line."""
+    smoke = subparsers.add_parser(
+        "smoke",
+        help="submit a job through a deployed API and follow it: submit, projected, finished, listed",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
+    add_target_arguments(smoke)
     smoke.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the job to finish (default 300)"
     )
