@@ -181,10 +181,12 @@ class SqsPoller:
             run, self._run_state = self._run_state, _Run()
             run.killed = True
             run.stop.set()
-            held = [len(hand.messages) for hand in run.hands if hand.messages]
+            held = [hand.messages for hand in run.hands if hand.messages]
             self.kills += 1
         self._threads = []
-        outcome = KillOutcome(len(held), sum(held))
+        # Distinct messages: one whose visibility ran out mid-batch may be in two hands at once.
+        distinct = {message.get("MessageId") for messages in held for message in messages}
+        outcome = KillOutcome(len(held), len(distinct))
         log.warning(
             "%s KILLED: %d batches (%d messages) in hand abandoned, not deleted; "
             "they come back after the queue's visibility timeout",

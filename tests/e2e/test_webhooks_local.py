@@ -70,8 +70,11 @@ def wait_for(receiver: Receiver, wanted: dict[str, str], timeout: float = 120.0)
         if all(f"{job}.{version}" in have for job, version in wanted.items()):
             return delivered
         time.sleep(0.2)
-    arrived = [a.webhook_id for a in receiver.arrivals]
-    raise AssertionError(f"not delivered within {timeout}s: {sorted(wanted)}; arrivals {arrived}")
+    arrived = [(a.webhook_id, a.action, a.verified or a.payload) for a in receiver.arrivals]
+    wanted_ids = sorted(f"{job}.{version}" for job, version in wanted.items())
+    raise AssertionError(
+        f"not delivered within {timeout}s: {wanted_ids}; arrivals (id, answer, why): {arrived}"
+    )
 
 
 def test_the_start_says_local_webhooks_are_allowed(hooked: RunningStack) -> None:

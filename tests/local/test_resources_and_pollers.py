@@ -320,6 +320,42 @@ def test_a_killed_poller_abandons_its_batch_which_comes_back_after_the_visibilit
     assert poller.abandoned_batches == 1  # the redelivered batch was deleted normally
 
 
+def test_a_kill_counts_a_message_held_in_two_batches_once(aws: dict[str, Any]) -> None:
+    # Given: a slow invocation holding a message past its visibility timeout (1 s), so the other
+    # polling thread receives the same message again while the first still holds it
+    sqs = aws["sqs"]
+    url, arn, _ = _queue(sqs, visibility=1, max_receive=5)
+    release = threading.Event()
+    delivered: list[str] = []
+
+    def function(event: dict[str, Any]) -> dict[str, Any]:
+        delivered.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
+        release.wait(10)
+        return {"batchItemFailures": []}
+
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=function,
+        batch_size=10,
+        batching_window=0.0,
+        report_batch_item_failures=True,
+        concurrency=2,
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="slow")
+    poller.start()
+    try:
+        _wait_for(lambda: delivered == ["1", "2"])
+        # When
+        killed = poller.kill()
+    finally:
+        release.set()
+    # Then: two batches were in hand, but they held one message
+    assert (killed.batches, killed.messages) == (2, 1)
+
+
 def test_a_kill_during_the_batching_window_abandons_what_was_gathered_without_invoking(
     aws: dict[str, Any],
 ) -> None:
