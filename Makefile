@@ -7,6 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 3000
+# pytest-xdist workers: one per core by default (`make test TEST_WORKERS=0` runs in one process).
+TEST_WORKERS ?= auto
+XDIST  := -n $(TEST_WORKERS) --dist loadgroup
 
 .DEFAULT_GOAL := help
 .PHONY: help setup dynalite lint typecheck test test-fast test-unit run bench openapi schema clean
@@ -36,15 +39,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: setup lint typecheck
-	$(BIN)/pytest -p no:cacheprovider --cov --cov-branch --cov-report=term
+	$(BIN)/pytest -p no:cacheprovider $(XDIST) --cov --cov-branch --cov-report=term
 
 # The same tests without lint, types and coverage: for the edit-test loop.
 test-fast: setup
-	$(BIN)/pytest -p no:cacheprovider -x -q
+	$(BIN)/pytest -p no:cacheprovider $(XDIST) -x -q
 
-# The unit and property tiers: in-process, no engine servers, no stack subprocess, no browser.
+# The unit and property tiers: in-process, no engine servers, no stack subprocess, no browser
+# (the store's properties on the engines are integration tests too, so they are left out).
+# The edit-test loop: each property runs a tenth of its examples (tests/examples.py).
 test-unit: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider -q -m "unit or property"
+	JOBSTATUS_QUICK_PROPERTIES=1 $(BIN)/pytest -p no:cacheprovider $(XDIST) -q -m "(unit or property) and not integration"
 
 run: setup
 	$(BIN)/jobstatus local --port $(PORT)

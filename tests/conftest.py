@@ -91,9 +91,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("dynamodb_engine", engines, indirect=True, scope="session")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the request-counting tests as expected to fail on dynalite (see `COUNT_REQUESTS`)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the request-counting tests as expected to fail on dynalite (see `COUNT_REQUESTS`).
+
+    With pytest-xdist (`make test` runs `-n auto --dist loadgroup`), the e2e tests share one
+    worker: their stacks are package- and module-scoped fixtures, started once there, and the
+    other tests spread over the other workers while the stacks run.
+    """
+    distributed = config.pluginmanager.hasplugin("xdist")
     for item in items:
+        if distributed and Path(str(item.path)).is_relative_to(ROOT / "tests" / "e2e"):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
         callspec = getattr(item, "callspec", None)
         engine = callspec.params.get("dynamodb_engine") if callspec else None
         if engine == "dynalite" and getattr(item, "originalname", "") in COUNT_REQUESTS:

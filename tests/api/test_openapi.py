@@ -24,6 +24,7 @@ from api.openapi import build_document, render
 from ops.template import TEMPLATE_PATH, Template
 from tests.api.conftest import Api
 from tests.api.support import ALICE, ALLOWED_ORIGIN, at, claims, job_event, rest_event
+from tests.examples import examples
 
 OPENAPI_JSON = Path(__file__).resolve().parents[2] / "openapi.json"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -179,7 +180,7 @@ def base_url(local_api: Api) -> Iterator[str]:
 
 @pytest.mark.integration
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 def test_handler_conforms_to_the_document(case, base_url):
     case.call_and_validate(
         base_url=base_url,

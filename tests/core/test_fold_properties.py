@@ -23,13 +23,14 @@ from hypothesis import strategies as st
 
 from jobstatus.events import JobStatusChanged, Status
 from projector.fold import Item, apply, coalesce, project, project_reporting, ttl_of
+from tests.examples import examples
 
 pytestmark = pytest.mark.property
 
 TTL_DAYS = 30
 CREATED_AT = "2026-11-22T07:00:00.000Z"
 NOW = ttl_of(CREATED_AT, TTL_DAYS) - 1  # the job is alive
-PROPERTY = settings(max_examples=2000, deadline=None)
+PROPERTY = settings(max_examples=examples(2000), deadline=None)
 INSTANTS = [f"2026-11-22T07:00:0{s}.{ms:03d}Z" for s in range(3) for ms in (0, 500)]
 
 

@@ -22,6 +22,7 @@ from projector.fold import JobBatch, project, ttl_of
 from projector.store import InvalidForStore, JobStore, WriteResult
 from tests.core.factories import CREATED_AT, NOW, TTL_DAYS, at, event
 from tests.core.sqs import batch, envelope, failures, record
+from tests.examples import examples
 
 pytestmark = pytest.mark.unit
 
@@ -411,7 +412,9 @@ def test_a_990_deep_record_says_it_is_too_deep(client: Any, logs: list[dict[str,
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.one_of(
         st.text(max_size=200),

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from jobstatus import codec
 from projector import store
+from tests.examples import examples
 
 pytestmark = [pytest.mark.unit, pytest.mark.property]
 
@@ -51,7 +52,7 @@ def _has_infinity(value: Any) -> bool:
     return False
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(json_values)
 def test_the_store_writes_what_jobstatus_codec_writes(value: Any) -> None:
     ours, theirs = _outcome(store.to_attribute_value, value), _outcome(codec.to_attribute_value, value)
@@ -62,7 +63,7 @@ def test_the_store_writes_what_jobstatus_codec_writes(value: Any) -> None:
         assert ours == theirs
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.dictionaries(st.text(min_size=1, max_size=6), json_values, max_size=5))
 def test_the_store_reads_items_as_jobstatus_codec_reads_them(values: dict[str, Any]) -> None:
     try:

@@ -24,6 +24,7 @@ from projector.handler import ProjectorDeps, process
 from projector.store import JobStore
 from tests.core.sqs import record
 from tests.core.test_fold_properties import NOW, TTL_DAYS, contested, deliveries, owner, reference_items
+from tests.examples import examples
 
 pytestmark = [pytest.mark.property, pytest.mark.integration]
 
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.property, pytest.mark.integration]
 # table fixture lives for the whole test; every example uses jobIds of its own, so examples
 # cannot see each other's items (hence the function-scoped fixture is safe here).
 ON_DYNAMODB = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

@@ -20,6 +20,7 @@ from jobstatus.events import JobStatusChanged, format_timestamp
 from notifier.core import job_message
 from notifier.handler import handle
 from ops.template import Template
+from tests.examples import examples
 from tests.live.conftest import live_tables
 from tests.live.support import ALICE, BOB, Browser, job_event
 
@@ -62,7 +63,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 TEMPLATE = Template.read(Stage="test")
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios(), data=st.data())
 def test_a_client_keeping_the_greatest_version_ends_on_the_tables_item(scenario, data):
     with live_tables(TEMPLATE) as live:

@@ -25,6 +25,7 @@ from producers.settings import ProducerSettings
 from producers.submit.handler import handle
 from producers.submit.keys import JobKeys
 from producers.submit.submitter import SubmitDeps, Submitter
+from tests.examples import examples
 from tests.producers.fakes import lambda_context
 from tests.producers.test_submit import MODEL, post
 from tests.producers.test_submit_idempotency import create_table
@@ -32,7 +33,7 @@ from tests.producers.test_submit_idempotency import create_table
 pytestmark = pytest.mark.property
 
 BUS = "jobs-test"
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+PROPERTY = settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 class NotJson(ValueError):

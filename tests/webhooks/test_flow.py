@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.examples import examples
 from tests.webhooks.conftest import MASTER
 from tests.webhooks.fakes import Clock, FakeQueue
 from tests.webhooks.receiver import Receiver, payload_version
@@ -172,7 +173,9 @@ def test_faults_of_every_kind_still_deliver_each_change_or_dead_letter_it(ledger
 ACTIONS = st.sampled_from(["ok", "ok", "ok", "500", "garbage", "drop", "redirect", "410"])
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     lives=st.lists(st.sampled_from([LIFE, FAILED_LIFE]), min_size=1, max_size=3),
     events=st.lists(
