@@ -13,10 +13,12 @@ machine's load hits all alike. Client CPU is `time.process_time()` of this proce
 engine runs in its own (bench/rtt.py). Every table is checked against the pure fold.
 
 Then: client CPU and requests per event by batch size (what the template's BatchSize costs),
-batch time and GB-s per batch by Lambda memory size (modelled from the measured CPU and RTT),
-and, in fresh processes, the peak RSS of a projector batch and of a rebuild from a file (its
-events/s at the modelled RTT too). Exit status 1 when a target that holds on any machine fails
-(no reads, requests = distinct jobs per batch, items = fold); timings are reported.
+where that CPU goes (a record's parsing, a write's building, one UpdateItem through botocore, each
+alone: botocore's CPU per request x requests per event is the floor of CPU per event), batch
+time and GB-s per batch by Lambda memory size (modelled from the measured CPU and RTT), and, in
+fresh processes, the peak RSS of a projector batch and of a rebuild from a file (its events/s at
+the modelled RTT too). Exit status 1 when a target that holds on any machine fails (no reads,
+requests = distinct jobs per batch, items = fold); timings are reported.
 """
 
 from __future__ import annotations
@@ -335,6 +337,58 @@ def start_run(name: str, make: Callable[[DynamoDBClient, str], Projector], endpo
     return Run(name, rtt, make(client, table), client, table, RequestCounter().attach(client))
 
 
+# --- where the CPU goes ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuParts:
+    """Client CPU of one part of the work, in microseconds each (best of a few rounds)."""
+
+    parse_us: float  # reading and validating one SQS record (`parse_record`)
+    build_us: float  # building one job's UpdateItem (`JobStore.write` without the client)
+    botocore_us: float  # one UpdateItem through ProjectorFn's botocore client, RTT 0
+
+
+def _best_us(work: Callable[[], Any], count: int, rounds: int = 5) -> float:
+    best = math.inf
+    for _ in range(rounds):
+        cpu = time.process_time()
+        work()
+        best = min(best, time.process_time() - cpu)
+    return best * 1e6 / count
+
+
+def cpu_parts(batches: Sequence[dict[str, Any]], endpoint: str) -> CpuParts:
+    """The three parts of a batch's CPU, each alone, on one thread (the null engine at RTT 0)."""
+    from projector.fold import coalesce
+    from projector.handler import parse_record
+    from projector.store import JobStore
+
+    records = [r for batch in batches for r in batch["Records"]]
+    events = [parse_record(r) for r in records]
+    shares = [
+        share
+        for n in range(0, len(events), 100)
+        for share in coalesce([(str(i), e) for i, e in enumerate(events[n : n + 100])])
+    ]
+    requests: list[dict[str, Any]] = []
+
+    class Capture:
+        def update_item(self, **request: Any) -> dict[str, Any]:
+            requests.append(request)
+            return {}
+
+    capture = JobStore(cast("DynamoDBClient", Capture()), "Jobs-bench", TTL_DAYS)
+    parse = _best_us(lambda: [parse_record(r) for r in records], len(records))
+    build = _best_us(lambda: [capture.write(share) for share in shares], len(shares))
+    client = lambda_client(endpoint, 0.0)
+    sample = requests[: min(len(requests), 300)]
+    for request in sample[:20]:  # the connection, botocore's caches
+        client.update_item(**request)
+    botocore = _best_us(lambda: [client.update_item(**request) for request in sample], len(sample))
+    return CpuParts(parse, build, botocore)
+
+
 # --- memory and rebuild, in fresh processes ------------------------------------------------
 
 
@@ -395,14 +449,15 @@ def child_rebuild(endpoint: str, path: str, rtt: float) -> dict[str, float]:
     store = JobStore(lambda_client(endpoint, rtt), table, TTL_DAYS)
     before = _rss_mb()
     _reset_peak()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with open(path, encoding="utf-8") as lines:
         summary = apply_events(lines, store, batch_size=FILE_WINDOW, ttl_days=TTL_DAYS, now=time.time())
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = _rss_mb("VmHWM")
     return {
         "events": summary.events,
         "seconds": seconds,
+        "cpu": cpu,
         "requests": summary.requests,
         "ok": float(summary.ok),
         "rss_before_mb": before,
@@ -454,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     from ops.template import Template
     from projector.fold import project
     from projector.handler import WRITERS
+    from projector.rebuild import FILE_WINDOW
 
     started = time.perf_counter()
     template_batch = batch_size_of_template(Template.read(Stage="bench"))
@@ -560,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         # What the batch size costs per event (16 in flight, no RTT: CPU is what varies).
         sizes = sorted({10, template_batch, 100, 1000})
         size_rows, cpu_per_batch = [], {}
+        size_share: dict[int, float] = {}
         for size in sizes:
             sized = list(sqs_batches(workload.deliveries, size))
             run = start_run(f"batch {size}", projector_fn(pool16), endpoint, 0.0)
@@ -569,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             for batch in sized:
                 run.feed(batch)
             cpu_per_batch[size] = (statistics.fmean(run.cpus), statistics.fmean(run.writes))
+            size_share[size] = run.requests_per_event
             size_rows.append(
                 [
                     f"{size}" + (" (template)" if size == template_batch else ""),
@@ -582,6 +640,35 @@ def main(argv: list[str] | None = None) -> int:
             "Client CPU by SQS batch size (same deliveries, 16 in flight, RTT 0)",
             ["batch size", "writes/batch", "requests/event", "client CPU ms/event", "CPU ms/batch"],
             size_rows,
+        )
+
+        # The floor: each part alone, and what they add up to per event at each batch size.
+        parts = cpu_parts(batches, endpoint)
+        print_table(
+            "Where the CPU goes (one thread, RTT 0, best of 5): per record, per write, per UpdateItem "
+            f"through botocore; load average {os.getloadavg()[0]:.1f}",
+            ["part", "client CPU us", "per event at 10 / 100 / 1,000 a batch (ms)"],
+            [
+                ["read and validate a record (parse_record)", f"{parts.parse_us:.0f}", ""],
+                ["build a job's UpdateItem (JobStore.write, no client)", f"{parts.build_us:.0f}", ""],
+                ["one UpdateItem through botocore (ProjectorFn's client)", f"{parts.botocore_us:.0f}", ""],
+                [
+                    "sum: record + (build + botocore) x requests/event",
+                    "",
+                    " / ".join(
+                        f"{(parts.parse_us + (parts.build_us + parts.botocore_us) * share) / 1000:.3f}"
+                        for share in (size_share[10], size_share[100], size_share[1000])
+                    ),
+                ],
+                [
+                    "botocore alone: UpdateItem x requests/event",
+                    "",
+                    " / ".join(
+                        f"{parts.botocore_us * share / 1000:.3f}"
+                        for share in (size_share[10], size_share[100], size_share[1000])
+                    ),
+                ],
+            ],
         )
 
         # Lambda: about one vCPU per 1,769 MB, proportionally less below; one Python thread uses
@@ -631,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     rebuild_rate = rebuild["events"] / rebuild["seconds"]
     print_table(
         "Memory (peak RSS of a fresh process) and rebuild from a file",
-        ["what", "RSS before MB", "peak RSS during MB", "events/s", "requests/event"],
+        ["what", "RSS before MB", "peak RSS during MB", "events/s", "requests/event", "client CPU ms/event"],
         [
             [
                 f"projector, 4 batches of {args.batch_size} (after a first)",
@@ -639,13 +726,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{batch_rss['rss_after_mb']:.0f}",
                 "",
                 "",
+                "",
             ],
             [
-                f"rebuild, {rebuild['events']:,.0f} events, window 1,000, RTT {rtt_model * 1000:g} ms",
+                f"rebuild, {rebuild['events']:,.0f} events, window {FILE_WINDOW:,}, "
+                f"RTT {rtt_model * 1000:g} ms",
                 f"{rebuild['rss_before_mb']:.0f}",
                 f"{rebuild['rss_after_mb']:.0f}",
                 f"{rebuild_rate:,.0f}",
                 f"{rebuild['requests'] / rebuild['events']:.3f}",
+                f"{rebuild['cpu'] * 1000 / rebuild['events']:.3f}",
             ],
         ],
     )

@@ -144,16 +144,7 @@ def parse_record(record: Mapping[str, Any]) -> JobStatusChanged:
     body = record.get("body")
     if not isinstance(body, str):
         raise InvalidRecord("the record has no body")
-    try:
-        raw = json.loads(body)
-    except ValueError as error:
-        raise InvalidRecord(f"the body is not JSON: {error}"[:MAX_REASON_CHARS]) from error
-    except RecursionError as error:
-        raise InvalidRecord("the body is JSON nested too deeply to read") from error
-    try:
-        envelope = _Envelope.model_validate(raw)
-    except ValidationError as error:
-        raise InvalidRecord(f"the body is not an EventBridge event: {_summary(error)}") from error
+    envelope = _read_envelope_in_one_pass(body) or _read_envelope(body)
     job_id = envelope.detail.get("jobId")
     job_id = job_id if isinstance(job_id, str) else None
     if envelope.detail_type != DETAIL_TYPE or envelope.source not in SOURCES:
@@ -166,6 +157,32 @@ def parse_record(record: Mapping[str, Any]) -> JobStatusChanged:
         raise InvalidRecord(f"the detail breaks the event contract: {_summary(error)}", job_id) from error
     except RecursionError as error:
         raise InvalidRecord("the detail is nested too deeply to validate", job_id) from error
+
+
+def _read_envelope_in_one_pass(body: str) -> _Envelope | None:
+    """The envelope of a body that is one, parsed and validated in one pass (pydantic's JSON
+    parser: about a third of the CPU of `json.loads` and a validation); None for any other body,
+    which `_read_envelope` reads again to say why. Only the envelope: the detail is validated as
+    before, in Python mode (pydantic's JSON mode does not apply `by_name=False` to unknown keys).
+    """
+    try:
+        return _Envelope.model_validate_json(body)
+    except Exception:  # whatever this pass refuses, `_read_envelope` says why
+        return None
+
+
+def _read_envelope(body: str) -> _Envelope:
+    """The body as JSON, then as an envelope; `InvalidRecord` saying which it is not."""
+    try:
+        raw = json.loads(body)
+    except ValueError as error:
+        raise InvalidRecord(f"the body is not JSON: {error}"[:MAX_REASON_CHARS]) from error
+    except RecursionError as error:
+        raise InvalidRecord("the body is JSON nested too deeply to read") from error
+    try:
+        return _Envelope.model_validate(raw)
+    except ValidationError as error:
+        raise InvalidRecord(f"the body is not an EventBridge event: {_summary(error)}") from error
 
 
 def _parse_safely(record: Mapping[str, Any]) -> JobStatusChanged:

@@ -44,6 +44,7 @@ FILL_IN_CONDITION: Final = f"{ITEM_EXISTS} AND {SAME_OWNER}"
 
 # DynamoDB's numbers: 38 significant digits, exponent -130..125 (as boto3's TypeSerializer checks).
 NUMBERS: Final = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
+MAX_EXACT_INT: Final = 10**38  # an int below it in magnitude is its own DynamoDB number
 
 
 def to_attribute_value(value: Any) -> Any:
@@ -54,6 +55,15 @@ def to_attribute_value(value: Any) -> Any:
     s3transfer) on ProjectorFn's cold start. Raises `TypeError` for a value DynamoDB cannot hold
     (NaN, infinity, an unknown type) and `DecimalException` for a number out of its range.
     """
+    kind = type(value)  # the common exact types first: a write encodes some 14 values
+    if kind is str:
+        return {"S": value}
+    if kind is int and -MAX_EXACT_INT < value < MAX_EXACT_INT:
+        return {"N": str(value)}  # what NUMBERS writes for an int of at most 38 digits
+    return _any_attribute_value(value)
+
+
+def _any_attribute_value(value: Any) -> Any:
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool | str):

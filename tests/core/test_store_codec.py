@@ -84,3 +84,18 @@ def test_examples() -> None:
         store.to_attribute_value(10**40 + 1)  # 41 significant digits
     with pytest.raises(TypeError):
         store.to_attribute_value(float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [(0, "0"), (-7, "-7"), (10**38 - 1, "9" * 38), (-(10**38) + 1, "-" + "9" * 38)],
+)
+def test_an_int_of_at_most_38_digits_is_written_as_jobstatus_codec_writes_it(
+    value: int, written: str
+) -> None:
+    assert store.to_attribute_value(value) == codec.to_attribute_value(value) == {"N": written}
+
+
+@pytest.mark.parametrize("value", [10**38, -(10**38), 10**38 + 1])
+def test_an_int_of_39_digits_is_refused_as_jobstatus_codec_refuses_it(value: int) -> None:
+    assert _outcome(store.to_attribute_value, value) == _outcome(codec.to_attribute_value, value) == "refused"
