@@ -7,6 +7,7 @@ invocation past its deadline (`DeadlineReached` is raised instead, the call is a
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import math
 import random
 import time
@@ -86,7 +87,8 @@ class RetryingFal:
             remaining = deadline - self.clock()
             if remaining <= 0:
                 raise DeadlineReached
-            future = self._executor.submit(call)
+            # The call's thread logs with this one's thread-local keys (function, jobId).
+            future = self._executor.submit(contextvars.copy_context().run, call)
             try:
                 return future.result(timeout=remaining)
             except concurrent.futures.TimeoutError as error:
