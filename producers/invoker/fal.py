@@ -6,7 +6,8 @@ Every failure leaves a gateway as a `FalError` saying whether trying again can h
 
 `fal-client` already retries 408, 409, 429, nginx ingress 502/503/504 and transport errors (up
 to 10 attempts, exponential backoff): what reaches us has been retried. A plain 5xx from the
-app is not retried by it; the invoker does that (`producers.invoker.runner`).
+app is not retried by it; the invoker does that (`producers.invoker.falretry`), and
+`producers.invoker.falresult` turns a result into the fields of a COMPLETED event.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from jobstatus.events import MAX_RESULT_BYTES
 from producers.outside import repaired_text
 
 if TYPE_CHECKING:
@@ -172,52 +172,3 @@ def key_from_secret(secret: str) -> str:
             if isinstance(data.get(name), str):
                 return str(data[name]).strip()
     return secret.strip()
-
-
-# -- Fal results as event fields ------------------------------------------------------
-
-# Room left in `result` for the request id and the list of dropped keys.
-RESULT_RESERVE_BYTES: Final = 1024
-
-
-def output_url_of(result: Mapping[str, Any]) -> str | None:
-    """The video URL in a Fal result (`video.url`, else the first of `videos`)."""
-    video = result.get("video")
-    if isinstance(video, dict) and isinstance(video.get("url"), str):
-        return str(video["url"])
-    videos = result.get("videos")
-    if (
-        isinstance(videos, list)
-        and videos
-        and isinstance(videos[0], dict)
-        and isinstance(videos[0].get("url"), str)
-    ):
-        return str(videos[0]["url"])
-    return None
-
-
-def _json_size(value: Any) -> int | None:
-    try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
-    except (TypeError, ValueError):
-        return None
-
-
-def trim_result(result: Mapping[str, Any], request_id: str, limit: int = MAX_RESULT_BYTES) -> dict[str, Any]:
-    """The Fal result as event metadata within `limit` bytes: smallest fields first, the rest named."""
-    trimmed: dict[str, Any] = {"falRequestId": request_id}
-    budget = limit - RESULT_RESERVE_BYTES - (_json_size(trimmed) or 0)
-    dropped: list[str] = []
-    sized = [(key, _json_size({key: value})) for key, value in result.items() if key != "falRequestId"]
-    for key, size in sorted(sized, key=lambda pair: (pair[1] is None, pair[1] or 0, pair[0])):
-        if size is not None and size + 1 <= budget:
-            trimmed[key] = result[key]
-            budget -= size + 1
-        else:
-            dropped.append(key)
-    if dropped:
-        names = sorted(dropped)
-        while names and (_json_size(names) or 0) > RESULT_RESERVE_BYTES - 64:
-            names.pop()
-        trimmed["droppedKeys"] = names
-    return trimmed

@@ -27,6 +27,7 @@ from producers.invoker.fal import FalClientGateway, FalGateway, key_from_secret
 from producers.invoker.records import FinishedRecord, FinishedRecords, settle
 from producers.invoker.request import BadRecord, parse_request
 from producers.invoker.runner import JobRunner, RunnerConfig
+from producers.logkeys import append_thread_keys, names_its_function, remove_thread_keys
 from producers.publishing.afterresponse import AfterResponse, after_response
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher
@@ -199,7 +200,7 @@ def _run_records(
             )
             failures.append({"itemIdentifier": message_id})
             continue
-        logger.append_keys(jobId=job.ref.job_id)
+        append_thread_keys(jobId=job.ref.job_id)
         try:
             outcome = runner.handle(job, context)
             logger.info("job handled", extra={"outcome": {k: v for k, v in outcome.items() if k != "events"}})
@@ -211,13 +212,14 @@ def _run_records(
             logger.exception("job could not be handled; retrying the record later")
             failures.append({"itemIdentifier": message_id})
         finally:
-            logger.remove_keys(["jobId"])
+            remove_thread_keys(["jobId"])
     return len(finished)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @after_response.wrap
+@names_its_function
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """AWS entry point."""
     invoker = dependencies()

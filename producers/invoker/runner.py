@@ -8,14 +8,12 @@ submits twice, and one of a finished job re-publishes the status entries its out
 
 from __future__ import annotations
 
-import concurrent.futures
-import math
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
@@ -31,29 +29,20 @@ from jobstatus.events import (
     utc_now,
 )
 from jobstatus.metrics import MetricsSink
-from jobstatus.storable import FIELD_LEVEL
-from producers.invoker.fal import FalError, FalGateway, FalState, FalStatus, output_url_of, trim_result
+from producers.invoker.fal import FalError, FalGateway
+from producers.invoker.falresult import FAL_RESULT_INVALID, video_output
+from producers.invoker.falretry import DeadlineReached, RetryingFal
 from producers.invoker.request import Job
-from producers.outside import changes_for_log, fit_for_event
 from producers.publishing.delivery import FlushReport
 from producers.publishing.entries import InvalidStatusEvent, JobRef, StatusEntry, status_entry_from
 from producers.publishing.publisher import StatusPublisher
-from producers.publishing.putevents import Backoff
 
 logger = Logger(child=True)
 
 INVALID_INPUT: Final = "INVALID_INPUT"
-FAL_RESULT_ERROR: Final = "FAL_RESULT_ERROR"
-FAL_RESULT_INVALID: Final = "FAL_RESULT_INVALID"
 DEADLINE_EXCEEDED: Final = "DEADLINE_EXCEEDED"
 JOB_KEY_PREFIX: Final = "fal-invoker.job"
 SUBMIT_KEY_PREFIX: Final = "fal-invoker.submit"
-
-T = TypeVar("T")
-
-
-class DeadlineReached(Exception):
-    """The wait on Fal ran into the function's deadline."""
 
 
 @dataclass
@@ -84,8 +73,15 @@ class JobRunner:
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
-        # Fal's own retries: exponential with full jitter and no cap (the deadline bounds them).
-        self._backoff = Backoff(base_seconds=self.config.retry_base_seconds, cap_seconds=math.inf)
+        self._fal = RetryingFal(
+            self.fal,
+            poll_seconds=self.config.poll_seconds,
+            max_attempts=self.config.max_attempts,
+            retry_base_seconds=self.config.retry_base_seconds,
+            clock=self.clock,
+            sleep=self.sleep,
+            rng=self.rng,
+        )
         expiry = self.config.idempotency_expiry_seconds
         self._job_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
         self._submit_config = IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=expiry)
@@ -103,7 +99,6 @@ class JobRunner:
             config=self._submit_config,
             key_prefix=SUBMIT_KEY_PREFIX,
         )
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="fal-call")
         self._local = threading.local()  # the run in progress on this thread (the local stack runs several)
 
     def handle(self, job: Job, context: LambdaContext) -> dict[str, Any]:
@@ -180,8 +175,8 @@ class JobRunner:
         )
         self._emit(job, Status.PROCESSING, started_at=started_at, result={"falRequestId": request_id})
         try:
-            queue_wait = self._wait(model, request_id, deadline, submitted_clock, ref)
-            result = self._call(lambda: self.fal.result(model, request_id), deadline)
+            queue_wait = self._fal.wait(model, request_id, deadline, submitted_clock, ref.job_id)
+            result = self._fal.result(model, request_id, deadline)
         except FalError as error:
             return self._fail(job, error, started_at, request_id)
         except DeadlineReached:
@@ -202,54 +197,8 @@ class JobRunner:
 
     def _submit(self, key: dict[str, str], job: Job, deadline: float) -> dict[str, str]:
         started_at = utc_now()
-        request_id = self._call(lambda: self.fal.submit(str(job.model), dict(job.arguments)), deadline)
+        request_id = self._fal.submit(str(job.model), job.arguments, deadline)
         return {"requestId": request_id, "startedAt": started_at}
-
-    def _wait(self, model: str, request_id: str, deadline: float, submitted: float, ref: JobRef) -> float:
-        """Poll until COMPLETED; the queue wait in ms (submit to the first poll past IN_QUEUE)."""
-        queue_wait: float | None = None
-        while True:
-            status: FalStatus = self._call(lambda: self.fal.status(model, request_id), deadline)
-            if status.state is not FalState.IN_QUEUE and queue_wait is None:
-                queue_wait = round((self.clock() - submitted) * 1000, 3)
-            if status.state is FalState.COMPLETED:
-                if status.error is not None:
-                    kind = f" ({status.error_type})" if status.error_type else ""
-                    raise FalError(
-                        FAL_RESULT_ERROR, f"Fal finished with an error{kind}: {status.error}", retryable=False
-                    )
-                return queue_wait or 0.0
-            pause = self.config.poll_seconds
-            if self.clock() + pause >= deadline:
-                raise DeadlineReached
-            logger.debug("Fal status", extra={"jobId": ref.job_id, "state": status.state.value})
-            self.sleep(pause)
-
-    def _call(self, call: Callable[[], T], deadline: float) -> T:
-        """`call` with retries of retryable `FalError`s, each attempt cut off at the deadline."""
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                raise DeadlineReached
-            future = self._executor.submit(call)
-            try:
-                return future.result(timeout=remaining)
-            except concurrent.futures.TimeoutError as error:
-                raise DeadlineReached from error
-            except FalError as error:
-                pause = self._backoff.delay(attempt, self.rng)
-                if (
-                    not error.retryable
-                    or attempt >= self.config.max_attempts
-                    or self.clock() + pause >= deadline
-                ):
-                    raise
-                logger.warning(
-                    "Fal call failed; retrying", extra={"code": error.code, "error": error.message}
-                )
-                self.sleep(pause)
 
     # -- the outcome -------------------------------------------------------------------------
 
@@ -257,32 +206,25 @@ class JobRunner:
         self, job: Job, result: dict[str, Any], request_id: str, started_at: str, metrics: dict[str, float]
     ) -> dict[str, Any]:
         ref = job.ref
-        # Fal's result is outside data: made storable (DESIGN §2) before anything is read from it.
-        fitted, changes = fit_for_event(result, FIELD_LEVEL)
-        if changes:
-            logger.warning(
-                "Fal result made storable",
-                extra={"jobId": ref.job_id, "falRequestId": request_id, **changes_for_log(changes)},
-            )
-        url = output_url_of(fitted)
-        if url is None:
-            error = FalError(FAL_RESULT_INVALID, "the Fal result holds no video URL", retryable=False)
-            return self._fail(job, error, started_at, request_id)
+        try:
+            output = video_output(result, request_id, ref.job_id)
+        except FalError as unusable:
+            return self._fail(job, unusable, started_at, request_id)
         try:
             item = self.publisher.build(
                 ref,
                 Status.COMPLETED,
                 started_at=started_at,
-                output_url=url,
-                result=trim_result(fitted, request_id),
+                output_url=output.output_url,
+                result=output.result,
                 metrics=metrics,
                 request=job.request,
             )
         except InvalidStatusEvent as invalid:
-            error = FalError(
-                FAL_RESULT_INVALID, f"the Fal result cannot be published: {invalid}", retryable=False
+            message = f"the Fal result cannot be published: {invalid}"
+            return self._fail(
+                job, FalError(FAL_RESULT_INVALID, message, retryable=False), started_at, request_id
             )
-            return self._fail(job, error, started_at, request_id)
         self._publish(item)
         return {"jobId": ref.job_id, "status": Status.COMPLETED.value, "falRequestId": request_id}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -19,6 +20,7 @@ class Pending:
     attempts: int = 0
     not_before: float = 0.0
     last_error: str = ""
+    log_keys: dict[str, Any] = field(default_factory=dict)  # the function that published it (`logkeys`)
 
 
 @dataclass(frozen=True, slots=True)

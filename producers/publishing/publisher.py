@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from jobstatus.events import Status
 from jobstatus.metrics import MetricsSink
+from producers.logkeys import current_function_keys
 from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.delivery import Counters, DeliveryState, FlushReport, Pending, log_undelivered
 from producers.publishing.entries import JobRef, StatusEntry, build_status_entry
@@ -91,7 +92,7 @@ class StatusPublisher:
         """Enqueue `item` for the background senders. Never raises."""
         try:
             with self._cond:
-                self._state.pending[item.event.event_id] = Pending(item)
+                self._state.pending[item.event.event_id] = Pending(item, log_keys=current_function_keys())
                 self._pool.ensure()
                 self._cond.notify_all()
         except Exception as error:  # e.g. no thread can be started: straight to the fallback

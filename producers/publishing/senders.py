@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
+from producers.logkeys import log_this_thread_as
 from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.delivery import DeliveryState, Pending
 from producers.publishing.putevents import Backoff, EventsPort, chunks, put_call
@@ -74,6 +75,7 @@ class Senders:
             batch = self._next_batch()
             if batch is None:
                 return
+            log_this_thread_as(batch[0].log_keys)  # the lines on this thread name the function that published
             try:
                 self._send(batch)
             except Exception:  # the sender must outlive any surprise

@@ -20,6 +20,7 @@ from botocore.config import Config
 
 from jobstatus.events import SOURCE_SUBMIT
 from jobstatus.http import NO_STORE, HttpError, caller_from_claims, claims_of, error_body, header, with_cors
+from producers.logkeys import names_its_function, remove_thread_keys
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher
 from producers.settings import ProducerSettings
@@ -110,7 +111,7 @@ def handle(event: dict[str, Any], context: LambdaContext, submitter: Submitter) 
         response = app.resolve(event, context)
         return with_cors(response, event, deps.settings.allowed_origins, EXPOSE_HEADERS)
     finally:
-        logger.remove_keys(["jobId"])
+        remove_thread_keys(["jobId"])
         deps.publisher.flush(deps.clock() + deps.settings.status_flush_seconds)
 
 
@@ -142,6 +143,7 @@ def dependencies() -> Submitter:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@names_its_function
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """AWS entry point."""
     return handle(event, context, dependencies())

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from jobstatus.events import utc_now
 from jobstatus.http import HttpError
 from jobstatus.metrics import MetricsSink
+from producers.logkeys import append_thread_keys
 from producers.outside import changes_for_log
 from producers.publishing.entries import JobRef
 from producers.publishing.publisher import StatusPublisher
@@ -140,7 +141,7 @@ class Submitter:
         # Everything that can make the request a 400 is checked before the key is taken, so a
         # bad request never binds a key (the sizes do not depend on which jobId/createdAt).
         job = JobRef(str(uuid.uuid4()), user_id, self.deps.now())
-        logger.append_keys(jobId=job.job_id)
+        append_thread_keys(jobId=job.job_id)
         outgoing = build_outgoing(self.deps.publisher, self.deps.settings.event_bus_name, job, submission)
         try:
             answer = self._accept(job, submission, outgoing, idempotency_key)
@@ -149,7 +150,7 @@ class Submitter:
             if refusal is None:
                 raise
             raise refusal from error
-        logger.append_keys(jobId=answer["jobId"])
+        append_thread_keys(jobId=answer["jobId"])
         if submission.changes:
             logger.warning(
                 "the client's input made storable for the request field",
@@ -183,7 +184,7 @@ class Submitter:
         if reserved != wanted:
             logger.info("retrying a submission whose earlier run failed", extra={"jobId": reserved.job_id})
             job = JobRef(reserved.job_id, job.user_id, reserved.created_at)
-        logger.append_keys(jobId=job.job_id)
+        append_thread_keys(jobId=job.job_id)
         # Checked with the same sizes before the reservation: it cannot be refused now.
         outgoing = build_outgoing(self.deps.publisher, self.deps.settings.event_bus_name, job, parsed)
         publish_job(self.deps, outgoing)

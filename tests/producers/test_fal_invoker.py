@@ -19,7 +19,8 @@ from moto import mock_aws
 from jobstatus.events import JobStatusChanged
 from jobstatus.storable import unstorable_reason
 from local.functions import held_after_response
-from producers.invoker.fal import FalClientGateway, trim_result
+from producers.invoker.fal import FalClientGateway
+from producers.invoker.falresult import trim_result
 from producers.invoker.handler import fal_key, handle, make_runner
 from producers.invoker.records import FinishedRecord, FinishedRecords
 from producers.invoker.request import job_id_for
