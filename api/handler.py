@@ -157,7 +157,7 @@ def get_job(job_id: str) -> Response[Any]:
     deps = _deps()
     caller = _caller()
     job_id = parse_job_id(job_id)
-    logger.append_keys(jobId=job_id)
+    logger.thread_safe_append_keys(jobId=job_id)  # this thread only (locally, functions share a process)
     item = deps.jobs.get(job_id)
     if item is None or not may_read(item, caller, deps.clock()):
         logger.info("job not readable by caller", extra={"found": item is not None})
@@ -266,7 +266,7 @@ def handle(event: dict[str, Any], context: LambdaContext | None, deps: Dependenc
             "latencyMs": round((time.perf_counter() - started) * 1000, 3),
         },
     )
-    logger.remove_keys(["jobId"])
+    logger.thread_safe_remove_keys(["jobId"])
     return response
 
 

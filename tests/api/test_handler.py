@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import pytest
 
@@ -379,3 +380,29 @@ def test_job_id_does_not_leak_into_the_next_requests_logs(api, log_lines):
     api.call(path="/v1/jobs")
     answered = [line for line in log_lines() if line.get("message") == "request answered"]
     assert answered[0]["jobId"] == "job-1" and "jobId" not in answered[1]
+
+
+def test_a_job_id_stays_on_its_requests_thread(api, monkeypatch, log_lines):
+    # Given: GetJobFn mid-request for job-1 (locally, every function shares one process)
+    api.write(job_event("job-1"))
+    inside, logged = threading.Event(), threading.Event()
+    original = api.deps.jobs.get
+
+    def get(job_id):
+        inside.set()
+        logged.wait(10)
+        return original(job_id)
+
+    monkeypatch.setattr(api.deps.jobs, "get", get)
+    request = threading.Thread(target=api.call)
+    request.start()
+    assert inside.wait(10)
+    # When: another thread logs meanwhile
+    handler.logger.info("another thread's line")
+    logged.set()
+    request.join(10)
+    # Then: only the request's own lines carry its jobId
+    lines = log_lines()
+    other = next(line for line in lines if line.get("message") == "another thread's line")
+    answered = next(line for line in lines if line.get("message") == "request answered")
+    assert "jobId" not in other and answered["jobId"] == "job-1"
