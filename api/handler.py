@@ -46,6 +46,7 @@ from api.core import (
 from api.settings import ApiSettings
 from api.store import JobReader, StoreUnavailable
 from jobstatus.http import Caller, add_headers, claims_of, error_body, header
+from jobstatus.logkeys import names_its_function
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -271,6 +272,7 @@ def handle(event: dict[str, Any], context: LambdaContext | None, deps: Dependenc
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@names_its_function
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The AWS entry point; records `Latency` (ms) for every request."""

@@ -19,6 +19,7 @@ import jwt
 from aws_lambda_powertools import Logger
 
 from api.core import ApiError, caller_from_claims
+from jobstatus.logkeys import names_its_function
 from notifier.settings import AuthorizerSettings, SettingsError
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def verifier() -> TokenVerifier:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@names_its_function
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The AWS entry point: an Allow policy, or `Unauthorized` (API Gateway answers 401)."""
     try:

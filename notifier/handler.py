@@ -22,6 +22,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from api.store import from_item
+from jobstatus.logkeys import names_its_function
 from notifier.core import Subscriber, encode, is_notifiable, job_message, job_topic, recipients, user_topic
 from notifier.sender import Sender
 
@@ -156,6 +157,7 @@ def dependencies() -> NotifierDeps:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@names_its_function
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The AWS entry point of NotifierFn."""

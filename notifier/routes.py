@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from api.core import may_read
 from api.store import Item, Page
 from jobstatus.http import Caller
+from jobstatus.logkeys import names_its_function
 from notifier.core import (
     CONNECTION_EXPIRED,
     INTERNAL_ERROR,
@@ -183,6 +184,7 @@ def dependencies() -> StreamDeps:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@names_its_function
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The AWS entry point of StreamFn."""

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobstatus.contract import DEFAULT_JOB_TTL_DAYS, DEFAULT_JOBS_TABLE_NAME, JOB_TTL_DAYS_RANGE
 from jobstatus.events import DETAIL_TYPE, SOURCES, JobStatusChanged
+from jobstatus.logkeys import names_its_function
 from jobstatus.metrics import MetricsSink
 from projector.fold import coalesce, is_expired
 from projector.store import Attempt, InvalidForStore, JobStore, JobWriter, Outcome, write_all
@@ -363,6 +364,7 @@ def dynamodb_client() -> DynamoDBClient:
 
 
 @logger.inject_lambda_context
+@names_its_function
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """AWS entry point."""

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.session import Session
 
+from jobstatus.logkeys import names_its_function
 from webhooks.dispatch import delivery_of
 from webhooks.model import Delivery
 from webhooks.queue import DeliveryQueue
@@ -82,6 +83,7 @@ def handle(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@names_its_function
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The AWS entry point."""

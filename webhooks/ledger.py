@@ -37,6 +37,10 @@ RETRY_SCHEDULE_SECONDS: Final = (
 MAX_ATTEMPTS: Final = len(RETRY_SCHEDULE_SECONDS) + 1
 # Longer than any attempt can take (the HTTP timeout is 10 s, the function's 30 s).
 LEASE_SECONDS: Final = 60
+# A delivery that finds a lease held looks again this soon (or when the lease ends, if sooner):
+# most attempts take milliseconds, and the lease is released when one settles, so waiting out
+# the whole lease would hold a newer version back for up to a minute behind an older one.
+LEASE_RECHECK_SECONDS: Final = 2
 # SQS refuses a visibility timeout above 12 h: a longer wait is made of several (see `visibility_for`).
 MAX_VISIBILITY_SECONDS: Final = 12 * 3600
 
@@ -92,7 +96,7 @@ def decide(ledger: Ledger, version: str, now: float) -> Decision:  # noqa: PLR09
     if ledger.highest is not None and ledger.highest > version:
         return Drop("overtaken")
     if ledger.lease_until is not None and ledger.lease_until > now:
-        return Wait(ledger.lease_until - now, "an attempt is in flight")
+        return Wait(min(ledger.lease_until - now, LEASE_RECHECK_SECONDS), "an attempt is in flight")
     if ledger.highest == version:
         if ledger.attempts >= MAX_ATTEMPTS:
             return Exhausted()

@@ -17,6 +17,7 @@ from botocore.session import Session
 
 from api.core import ApiError, caller_from_claims, cors_headers
 from jobstatus.http import error_body
+from jobstatus.logkeys import names_its_function
 from webhooks.settings import WebhookSettings
 from webhooks.signing import read_master_secret, user_secret
 
@@ -76,6 +77,7 @@ def handle(event: Mapping[str, Any], deps: Dependencies) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@names_its_function
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The AWS entry point."""
     return handle(event, dependencies())

@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.session import Session
 
+from jobstatus.logkeys import current_function_keys, log_this_thread_as, names_its_function
 from webhooks.model import BadMessage, Delivery
 from webhooks.queue import DeliveryQueue
 from webhooks.sender import Outcome, Sender
@@ -111,14 +112,23 @@ def handle(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
     records = list(event.get("Records") or [])
     if not records:
         return {"batchItemFailures": []}
+    keys = (
+        current_function_keys()
+    )  # the pool's threads log as this function (locally, others share the process)
+
+    def deliver(record: dict[str, Any]) -> str | None:
+        log_this_thread_as(keys)
+        return _guarded(record, deps)
+
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(records))) as pool:
-        kept = list(pool.map(lambda record: _guarded(record, deps), records))
+        kept = list(pool.map(deliver, records))
     return {
         "batchItemFailures": [{"itemIdentifier": message_id} for message_id in kept if message_id is not None]
     }
 
 
 @logger.inject_lambda_context(clear_state=True)
+@names_its_function
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The AWS entry point."""

@@ -22,12 +22,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import SOURCE_FAL_INVOKER
+from jobstatus.logkeys import append_thread_keys, names_its_function, remove_thread_keys
 from jobstatus.metrics import MetricsSink
 from producers.invoker.fal import FalClientGateway, FalGateway, key_from_secret
 from producers.invoker.records import FinishedRecord, FinishedRecords, settle
 from producers.invoker.request import BadRecord, parse_request
 from producers.invoker.runner import JobRunner, RunnerConfig
-from producers.logkeys import append_thread_keys, names_its_function, remove_thread_keys
 from producers.publishing.afterresponse import AfterResponse, after_response
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher

@@ -20,8 +20,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from jobstatus.events import Status
+from jobstatus.logkeys import current_function_keys
 from jobstatus.metrics import MetricsSink
-from producers.logkeys import current_function_keys
 from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.delivery import Counters, DeliveryState, FlushReport, Pending, log_undelivered
 from producers.publishing.entries import JobRef, StatusEntry, build_status_entry

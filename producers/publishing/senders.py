@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
-from producers.logkeys import log_this_thread_as
+from jobstatus.logkeys import log_this_thread_as
 from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.delivery import DeliveryState, Pending
 from producers.publishing.putevents import Backoff, EventsPort, chunks, put_call

@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import DETAIL_TYPE, SOURCES
+from jobstatus.logkeys import names_its_function
 from jobstatus.metrics import MetricsSink
 from producers.publishing.putevents import Backoff, Entry, EventsPort, put_with_retries
 
@@ -126,6 +127,7 @@ def dependencies() -> RepublisherDeps:
 
 
 @logger.inject_lambda_context
+@names_its_function
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """AWS entry point."""

@@ -20,7 +20,7 @@ from botocore.config import Config
 
 from jobstatus.events import SOURCE_SUBMIT
 from jobstatus.http import NO_STORE, HttpError, caller_from_claims, claims_of, error_body, header, with_cors
-from producers.logkeys import names_its_function, remove_thread_keys
+from jobstatus.logkeys import names_its_function, remove_thread_keys
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher
 from producers.settings import ProducerSettings

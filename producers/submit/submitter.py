@@ -29,8 +29,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from jobstatus.events import utc_now
 from jobstatus.http import HttpError
+from jobstatus.logkeys import append_thread_keys
 from jobstatus.metrics import MetricsSink
-from producers.logkeys import append_thread_keys
 from producers.outside import changes_for_log
 from producers.publishing.entries import JobRef
 from producers.publishing.publisher import StatusPublisher

@@ -361,7 +361,7 @@ def test_lambda_handler_records_latency_and_logs_correlation_and_job_id(api, mon
     api.write(job_event("job-1"))
     monkeypatch.setattr(handler, "dependencies", lambda: api.deps)
     event = rest_event()
-    response = handler.lambda_handler(event, Context())
+    response = handler.lambda_handler(event, Context())  # type: ignore[arg-type]  # a stand-in context
     assert response["statusCode"] == 200
     access = next(line for line in log_lines() if line.get("message") == "request answered")
     assert access["correlation_id"] == event["requestContext"]["requestId"]

@@ -333,7 +333,7 @@ def test_lambda_handler_reads_settings_and_emits_emf_metrics(
     projector.dependencies.cache_clear()
     try:
         e = event(Status.PROCESSING, at(2))
-        response = projector.lambda_handler(batch(record(e), record("oops", "m-bad")), FakeContext())
+        response = projector.lambda_handler(batch(record(e), record("oops", "m-bad")), FakeContext())  # type: ignore[arg-type]
         assert projector.dependencies().ttl_days == 3650
     finally:
         projector.dependencies.cache_clear()

@@ -71,7 +71,7 @@ def test_eventbridge_to_sqs_deliveries_are_projected(
     try:
         response = projector.lambda_handler(
             batch(*(record(m["Body"], m["MessageId"]) for m in messages)),
-            FakeContext(),
+            FakeContext(),  # type: ignore[arg-type]
         )
     finally:
         projector.dependencies.cache_clear()

@@ -22,7 +22,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobstatus.events import Status
-from producers.logkeys import names_its_function
+from jobstatus.logkeys import names_its_function
 from producers.publishing.breaker import CircuitBreaker
 from producers.publishing.entries import JobRef
 from producers.publishing.publisher import StatusPublisher
@@ -187,8 +187,8 @@ def test_the_invokers_job_id_is_on_its_job_lines_only(lines: Callable[[], list[d
 def test_a_fal_call_logs_with_the_calling_threads_function_and_job(
     lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
+    from jobstatus.logkeys import append_thread_keys, remove_thread_keys
     from producers.invoker.falretry import RetryingFal
-    from producers.logkeys import append_thread_keys, remove_thread_keys
 
     class LoggingFal:
         def submit(self, model: str, arguments: Any) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
 
 import boto3
 import pytest
@@ -106,3 +109,42 @@ def test_cold_start_wiring_reads_the_master_secret_once_from_secrets_manager(mon
         finally:
             sender_handler.dependencies.cache_clear()
             secret_handler.dependencies.cache_clear()
+
+
+class Context:
+    function_name = "jobs-dev-webhook-sender"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:jobs-dev-webhook-sender"
+    aws_request_id = "sender-request-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def test_sender_lines_name_the_sender_even_when_another_function_is_injected_meanwhile(monkeypatch):
+    # Given: the sender delivering while another function (locally, in the same process) sets
+    # its process-wide keys, as `inject_lambda_context` does
+    class Interrupted(ScriptedSender):
+        def deliver(self, delivery: Delivery) -> Result:
+            sender_handler.logger.append_keys(function_name="jobs-dev-get-job", jobId="someone-elses")
+            return super().deliver(delivery)
+
+    queue = FakeQueue(Clock())
+    deps = sender_handler.Dependencies(Interrupted({"job-a": Result(Outcome.DELIVERED)}), queue)  # type: ignore[arg-type]
+    monkeypatch.setattr(sender_handler, "dependencies", lambda: deps)
+    handler = logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    output = io.StringIO()
+    previous = handler.setStream(output)
+    try:
+        # When
+        sender_handler.lambda_handler({"Records": [record("job-a", "m-1")]}, Context())  # type: ignore[arg-type]
+    finally:
+        handler.setStream(previous)
+        sender_handler.logger.clear_state()
+    # Then: the delivery's line names the sender and its own job
+    lines = [json.loads(line) for line in output.getvalue().splitlines() if line.startswith("{")]
+    delivered = next(line for line in lines if line.get("message") == "delivery delivered")
+    assert delivered["function_name"] == "jobs-dev-webhook-sender"
+    assert delivered["function_request_id"] == "sender-request-1"
+    assert delivered["jobId"] == "job-a"

@@ -38,8 +38,11 @@ NOW = 1000.0
         (Ledger(highest=V3, attempts=1, delivered=V3), V2, Drop("overtaken")),
         (Ledger(highest=V2, attempts=1, delivered=V2), V2, Drop("delivered")),
         (Ledger(highest=V2, attempts=1, gone=True), V3, Drop("gone")),
-        (Ledger(highest=V1, attempts=1, lease_until=NOW + 7), V2, Wait(7, "an attempt is in flight")),
-        (Ledger(highest=V2, attempts=1, lease_until=NOW + 7), V2, Wait(7, "an attempt is in flight")),
+        # a held lease: look again in 2 s (the attempt usually settles and releases it long
+        # before the lease ends), or when the lease ends if that is sooner
+        (Ledger(highest=V1, attempts=1, lease_until=NOW + 7), V2, Wait(2, "an attempt is in flight")),
+        (Ledger(highest=V2, attempts=1, lease_until=NOW + 7), V2, Wait(2, "an attempt is in flight")),
+        (Ledger(highest=V1, attempts=1, lease_until=NOW + 1.5), V2, Wait(1.5, "an attempt is in flight")),
         (
             Ledger(highest=V2, attempts=2, lease_until=NOW - 1, retry_at=NOW + 300),
             V2,

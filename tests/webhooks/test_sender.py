@@ -113,11 +113,26 @@ def test_a_newer_version_waits_while_an_older_attempt_is_in_flight(ledger, recei
     held = ledger.claim(delivery_key("job-1", receiver.url), V1, 1, clock.now)
     assert isinstance(held, Ledger) and held.lease_until == clock.now + 60
     waiting = sender.deliver(delivery(receiver.url, V2))
-    assert (waiting.outcome, waiting.visibility) == (Outcome.WAIT, 60)
+    assert (waiting.outcome, waiting.visibility) == (Outcome.WAIT, 2)  # looks again soon
+    clock.now += 2
+    again = sender.deliver(delivery(receiver.url, V2))
+    assert (again.outcome, again.visibility) == (Outcome.WAIT, 2)  # still held
     assert receiver.arrivals == []
-    clock.now += 61  # the lease lapsed (its holder died): V2 goes, and V1 can never follow
+    clock.now += 59  # the lease lapsed (its holder died): V2 goes, and V1 can never follow
     assert sender.deliver(delivery(receiver.url, V2)).outcome is Outcome.DELIVERED
     assert sender.deliver(delivery(receiver.url, V1)).outcome is Outcome.DROPPED
+
+
+def test_a_newer_version_goes_at_the_next_look_once_the_older_attempt_settled(ledger, receiver):
+    clock = Clock()
+    sender = make_sender(ledger, clock)
+    key = delivery_key("job-1", receiver.url)
+    ledger.claim(key, V1, 1, clock.now)  # V1's attempt in flight
+    assert sender.deliver(delivery(receiver.url, V2)).visibility == 2
+    ledger.delivered(key, V1)  # it settles (and releases the lease) a moment later
+    clock.now += 2
+    assert sender.deliver(delivery(receiver.url, V2)).outcome is Outcome.DELIVERED
+    assert [arrival.webhook_id for arrival in receiver.arrivals] == [f"job-1.{V2}"]
 
 
 def test_retries_follow_the_schedule_then_the_message_is_dead(ledger, receiver):
