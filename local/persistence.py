@@ -200,4 +200,14 @@ def restore_jobs(path: Path, dynamodb: DynamoDBClient, table: str, template: Tem
             lines, store, batch_size=RESTORE_BATCH_EVENTS, ttl_days=ttl_days, now=time.time()
         )
     problems = sorted([*summary.invalid, *summary.failed], key=lambda problem: problem.line)
-    return RestoredJobs(jobs=len(summary.jobs), events=summary.events, problems=problems)
+    # The table starts empty at start: its items are the jobs restored (the summary keeps only a
+    # sample of job ids, to bound a rebuild's memory, so it cannot count them past the sample).
+    return RestoredJobs(jobs=_count_items(dynamodb, table), events=summary.events, problems=problems)
+
+
+def _count_items(dynamodb: DynamoDBClient, table: str) -> int:
+    """How many items `table` holds (a Scan that returns only counts)."""
+    count = 0
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, Select="COUNT"):
+        count += int(page.get("Count", 0))
+    return count

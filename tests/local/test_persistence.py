@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.persistence import ArchiveKeeper, restore_queues, save_queues
+from local.persistence import ArchiveKeeper, restore_jobs, restore_queues, save_queues
 from local.resources import QueueInfo
+from ops.template import TEMPLATE_PATH, Template
+from projector.fold import project
+from tests.rebuild.helpers import envelope, history
 
 pytestmark = pytest.mark.unit
 PATTERN = json.dumps({"detail-type": ["JobStatusChanged"]})
@@ -116,3 +120,24 @@ def test_queued_and_in_flight_messages_survive_a_restart(tmp_path: Path) -> None
         assert bodies == ["a", "b"]
         assert not path.exists()
         assert restore_queues(sqs, {}, path) == 0
+
+
+def test_the_restore_counts_every_job_also_past_the_rebuilds_sample_of_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: an archive copy of 7 jobs, and a rebuild that keeps a sample of only 3 job ids
+    monkeypatch.setattr("projector.rebuild.MAX_JOB_IDS_KEPT", 3)
+    now = datetime.now(UTC)
+    events = [event for event in history(8, seed=3, now=now)]
+    path = tmp_path / "archive.jsonl"
+    path.write_text("".join(json.dumps(envelope(event)) + "\n" for event in events))
+    template = Template.read(TEMPLATE_PATH)
+    expected = project(events, ttl_days=int(template.parameters["JobTtlDays"]), now=now.timestamp())
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(**{**template.table_definition(), "TableName": "Jobs-restore"})
+        # When
+        restored = restore_jobs(path, client, "Jobs-restore", template)
+    # Then: every job the fold makes is counted, not the sample's 3
+    assert restored.jobs == len(expected) > 3
+    assert restored.events == len(events)
