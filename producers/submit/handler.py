@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -22,6 +23,7 @@ from jobstatus.events import SOURCE_SUBMIT
 from jobstatus.http import NO_STORE, HttpError, caller_from_claims, claims_of, error_body, header, with_cors
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher
+from producers.publishing.putevents import Entry
 from producers.settings import ProducerSettings
 from producers.submit.keys import JobKeys
 from producers.submit.strictjson import NotStrictJson, decode_body, media_type_problem
@@ -29,6 +31,7 @@ from producers.submit.submitter import SubmitDeps, Submitter
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_sqs import SQSClient
 
 JOBS_PATH: Final = "/v1/jobs"
 EXPOSE_HEADERS: Final = "Location, Retry-After"
@@ -114,6 +117,37 @@ def handle(event: dict[str, Any], context: LambdaContext, submitter: Submitter) 
         deps.publisher.flush(deps.clock() + deps.settings.status_flush_seconds)
 
 
+class LazySqsOutbox:
+    """The SQS outbox, its client built when it is first needed (the bus refused entries).
+
+    A submission that the bus accepts never touches SQS, so the cold start (init and the first
+    POST) builds one botocore client fewer; the first fallback pays it instead. Never raises.
+    """
+
+    def __init__(self, build: Callable[[], SQSClient], queue_url: str) -> None:
+        self._build = build
+        self._queue_url = queue_url
+        self._outbox: SqsOutbox | None = None
+        self._lock = threading.Lock()  # the publisher's sender threads may fall back together
+
+    @property
+    def built(self) -> bool:
+        """Whether the SQS client exists yet."""
+        return self._outbox is not None
+
+    def send(self, entries: Sequence[Entry]) -> list[tuple[Entry, str]]:
+        """`SqsOutbox.send`, after building its client on the first call."""
+        with self._lock:
+            if self._outbox is None:
+                try:
+                    self._outbox = SqsOutbox(self._build(), self._queue_url)
+                except Exception as error:  # a fallback reports its failure, never raises
+                    logger.exception("the outbox's SQS client could not be built")
+                    return [(entry, f"{type(error).__name__}: {error}") for entry in entries]
+            outbox = self._outbox
+        return outbox.send(entries)
+
+
 @functools.cache
 def dependencies() -> Submitter:
     """The submitter for Lambda, built once per cold start."""
@@ -130,7 +164,7 @@ def dependencies() -> Submitter:
     )
     publisher = StatusPublisher(
         events,
-        SqsOutbox(sqs_client(fast_fail(settings)), settings.outbox_queue_url),
+        LazySqsOutbox(lambda: sqs_client(fast_fail(settings)), settings.outbox_queue_url),
         bus_name=settings.event_bus_name,
         source=SOURCE_SUBMIT,
         metrics=metrics,
