@@ -53,11 +53,13 @@ FIRST_POST_EVENT: Final = {
     "isBase64Encoded": False,
 }
 FIRST_POST: Final = (
-    "import types; "
+    "import io, sys, types; "
     "context = types.SimpleNamespace(function_name='submit', function_version='1', memory_limit_in_mb=256, "
     "invoked_function_arn='arn:aws:lambda:us-east-1:123456789012:function:submit', aws_request_id='r1', "
     "get_remaining_time_in_millis=lambda: 30000); "
+    "out, sys.stdout = sys.stdout, io.StringIO(); "  # the metrics' EMF line
     f"answer = h.lambda_handler({FIRST_POST_EVENT!r}, context); "
+    "sys.stdout = out; "
     "assert answer['statusCode'] == 202, answer"
 )
 # SubmitJobFn's path layer by layer, each on top of the floor and the layers before it.
