@@ -202,3 +202,40 @@ def test_an_sqs_client_that_cannot_be_built_refuses_the_entries_without_raising(
     # Then the entry comes back with the reason, and no client exists
     assert refused == [(entry, "RuntimeError: no region")]
     assert outbox.built is False
+
+
+def test_in_lambda_the_init_builds_the_submitter_and_freezes_its_heap(aws: tuple[str, list[str]]) -> None:
+    # Given Lambda's init (and the same import outside Lambda)
+    endpoint, seen = aws
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    probe = (
+        "import gc, producers.submit.handler as h; "
+        "print(h.dependencies.cache_info().currsize, gc.get_freeze_count())"
+    )
+
+    def init(**extra: str) -> list[int]:
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return [int(n) for n in result.stdout.split()[-2:]]
+
+    # When each imports the handler
+    built, frozen = init(AWS_LAMBDA_FUNCTION_NAME="jobs-dev-submit")
+    built_outside, frozen_outside = init()
+    # Then only Lambda's built the submitter and froze what init made; neither sent a request
+    assert built == 1
+    assert frozen > 10_000
+    assert (built_outside, frozen_outside) == (0, 0)
+    assert seen == []
