@@ -20,7 +20,8 @@ Runs `jobstatus local` (as `make run` does) in a process of its own, then measur
   job a PROCESSING event every `--lag-jobs`/rate seconds with a later occurredAt; the clock runs
   from PutEvents' answer until `GET /v1/jobs/{id}` answers that event's updatedAt (or a later
   one). GETs would load the stack they measure (one process), so only a few probe jobs (a fixed
-  share of the events) are polled, one after another; the lag includes up to one sweep of them.
+  share of the events) are polled, one after another, 50 ms between sweeps; the lag includes up to
+  one sweep and its pause.
   Its cost, over all the run's jobs: Jobs table writes (their stream records) and ProjectorFn
   invocations per event. ProjectorFn's requests are its writes plus the conditional writes a
   stale event fails (one per job per batch), which no stream record shows; the local stack
@@ -59,6 +60,7 @@ MODEL = "fal-ai/kling-video/v2/master/text-to-video"
 _PROJECTOR_WINDOW = re.compile(r"(  ProjectorFn:\n(?:.*\n)*?\s+MaximumBatchingWindowInSeconds: )(\d+)")
 _PROJECTOR_BATCH = re.compile(r"(  ProjectorFn:\n(?:.*\n)*?\s+BatchSize: )(\d+)")
 LAG_PROBES = 8  # jobs polled for the event -> visible lag
+LAG_SWEEP_PAUSE = 0.05  # between sweeps of the probes: the GETs load the process they measure
 PUBLISHERS = 8  # PutEvents calls in flight at once
 
 
@@ -336,6 +338,7 @@ def event_to_visible(stack: Stack, rate: int, seconds: float, jobs: int) -> LagR
                         return
                     time.sleep(0.005)
                     continue
+                time.sleep(LAG_SWEEP_PAUSE)
                 for job_id in waiting:
                     answer = client.get(f"/v1/jobs/{job_id}")
                     seen = time.perf_counter()

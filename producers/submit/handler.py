@@ -188,8 +188,9 @@ def lambda_init() -> None:
 
     One full garbage collection and `gc.freeze()`: what init made lives as long as the container,
     so the first POST does not pay a full collection of the import-time heap (GetJobFn's, measured
-    by bench/api.py). The connections stay for the first POST: opening them would mean a request
-    to each service at every cold start, with nothing to ask.
+    by bench/api.py). The connections open on the first POST: a cold POST waits for init and its
+    first request alike, so a warm-up request at init would move the handshakes, not save them
+    (and EventBridge has no call this function may make without publishing).
     """
     dependencies()
     gc.collect()
