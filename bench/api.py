@@ -21,11 +21,11 @@ it does without would add to it.
 
 First and second GET after a cold start (`--first-get-runs`, fresh interpreters): the first
 request in a new container pays what init left to it (building the client, the TCP and TLS
-handshakes, a full garbage collection of the heap init left); with all of them done at init
+handshakes, a collection going through the heap init left); with all of them done at init
 (GetJobFn in Lambda: `lambda_init()`) the first GET should cost what the second does. Each child
 times two GETs of the same own job through `lambda_handler`, after one of four inits: nothing
 (the first GET builds the client and connects), the client only, the client and its connection,
-and that followed by `gc.collect()` and `gc.freeze()`. The endpoint is a loopback
+and that followed by `gc.freeze()`. The endpoint is a loopback
 HTTPS server (`tls_engine`): a real TLS 1.3 handshake with a self-signed certificate the child
 trusts through AWS_CA_BUNDLE, so the client's handshake CPU (key exchange, certificate
 verification) is real; the network is modelled by delays in the server: 2 RTT before the
@@ -334,7 +334,7 @@ FIRST_GET_INITS: Final = (
     ("nothing at init (the first GET builds the client, connects)", ""),
     ("client at init, connection on the first GET", "h.dependencies()"),
     ("client and connection at init", "h.warm_up(h.dependencies())"),
-    ("the same, then gc.collect(), gc.freeze() (GetJobFn in Lambda)", "h.lambda_init()"),
+    ("the same, then gc.freeze() (GetJobFn in Lambda)", "h.lambda_init()"),
 )
 
 

@@ -140,10 +140,6 @@ def commands(endpoint: str | None = None) -> dict[str, str]:
     }
     if endpoint is not None:
         named["SubmitJobFn + first POST"] = with_endpoint(f"{named['SubmitJobFn']}; {FIRST_POST}", endpoint)
-        # As in Lambda: init also freezes its heap (gc.freeze), so the first POST collects less.
-        named["SubmitJobFn lambda_init() + first POST"] = with_endpoint(
-            f"import {submit} as h; getattr(h, 'lambda_init', h.dependencies)(); {FIRST_POST}", endpoint
-        )
     return named
 
 
