@@ -10,18 +10,23 @@ the handler and building its dependencies (settings, clients). Target: at most 1
 SubmitJobFn's handler module is `producers.submit.handler` after the producers' reshaping,
 `producers.submit` before; the first that imports is measured. Then, for each function, the
 modules that cost most on its path (`python -X importtime`, cumulative, one fresh run).
+A cold POST waits for SubmitJobFn's init and its first request: the row "+ first POST" adds one
+keyed submission (four requests, to a loopback endpoint answering every DynamoDB and EventBridge
+request at once: `bench.common.null_aws`), and `--submit-steps N` prints what each layer of its
+path adds, cumulatively, N runs each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from typing import Final
 
 from bench.api import FLOOR, ROOT, TARGET_RATIO, Timing, cold_init
-from bench.common import fake_aws_environment, print_table, verdict
+from bench.common import fake_aws_environment, null_aws, print_table, verdict
 
 ENV: Final = {
     "JOBS_TABLE_NAME": "Jobs-bench",
@@ -29,6 +34,84 @@ ENV: Final = {
     "STAGE": "dev",
     "AWS_LAMBDA_FUNCTION_NAME": "",  # not in Lambda: nothing warms a connection at import
 }
+
+
+# One keyed POST /v1/jobs (API Gateway REST proxy event, Cognito claims), answered 202.
+FIRST_POST_EVENT: Final = {
+    "resource": "/v1/jobs",
+    "path": "/v1/jobs",
+    "httpMethod": "POST",
+    "headers": {"Content-Type": "application/json", "Idempotency-Key": "bench-1"},
+    "requestContext": {
+        "httpMethod": "POST",
+        "path": "/v1/jobs",
+        "resourcePath": "/v1/jobs",
+        "stage": "bench",
+        "authorizer": {"claims": {"sub": "bench-user"}},
+    },
+    "body": json.dumps({"model": "fal-ai/kling-video/v2/master/text-to-video", "input": {"prompt": "a fox"}}),
+    "isBase64Encoded": False,
+}
+FIRST_POST: Final = (
+    "import io, sys, types; "
+    "context = types.SimpleNamespace(function_name='submit', function_version='1', memory_limit_in_mb=256, "
+    "invoked_function_arn='arn:aws:lambda:us-east-1:123456789012:function:submit', aws_request_id='r1', "
+    "get_remaining_time_in_millis=lambda: 30000); "
+    "out, sys.stdout = sys.stdout, io.StringIO(); "  # the metrics' EMF line
+    f"answer = h.lambda_handler({FIRST_POST_EVENT!r}, context); "
+    "sys.stdout = out; "
+    "assert answer['statusCode'] == 202, answer"
+)
+# SubmitJobFn's path layer by layer, each on top of the floor and the layers before it.
+SUBMIT_STEPS: Final = (
+    (
+        "+ contract models (jobstatus.events, jobstatus.requests; pydantic)",
+        "import jobstatus.events, jobstatus.requests",
+    ),
+    ("+ ProducerSettings() (pydantic-settings)", "import producers.settings as s; s.ProducerSettings()"),
+    (
+        "+ Powertools Logger, Metrics, APIGatewayRestResolver",
+        "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics(); "
+        "from aws_lambda_powertools.event_handler import APIGatewayRestResolver; APIGatewayRestResolver()",
+    ),
+    ("+ Powertools idempotency", "import aws_lambda_powertools.utilities.idempotency"),
+    ("+ the handler's own modules (import producers.submit.handler)", "import producers.submit.handler as h"),
+    ("+ dependencies() (EventBridge and DynamoDB clients)", "h.dependencies()"),
+    ("+ first POST (Idempotency-Key: 3 DynamoDB requests, 1 PutEvents)", FIRST_POST),
+)
+
+
+def with_endpoint(code: str, endpoint: str) -> str:
+    """`code` run with every AWS client on `endpoint` (set before any client is built)."""
+    return f"import os; os.environ['AWS_ENDPOINT_URL'] = {endpoint!r}; {code}"
+
+
+def submit_steps(runs: int, endpoint: str) -> None:
+    """Print what each layer of SubmitJobFn's cold POST adds (cumulative commands, interleaved)."""
+    steps, code = {"floor": FLOOR}, FLOOR
+    for name, step in SUBMIT_STEPS:
+        code = f"{code}; {step}"
+        steps[name] = with_endpoint(code, endpoint)
+    medians = cold_init(steps, runs)
+    floor, rows, before = medians["floor"], [], medians["floor"]
+    for name, timing in medians.items():
+        rows.append(
+            [
+                name,
+                f"{timing.wall:.3f}",
+                f"{timing.wall / floor.wall:.2f}",
+                f"{(timing.wall - before.wall) * 1000:+.0f}",
+                f"{timing.cpu:.3f}",
+                f"{timing.cpu / floor.cpu:.2f}",
+                f"{(timing.cpu - before.cpu) * 1000:+.0f}",
+            ]
+        )
+        before = timing
+    print_table(
+        f"SubmitJobFn's cold POST layer by layer (cumulative, median of {runs} interleaved)",
+        ["on top of the floor", "wall s", "x floor", "adds ms", "cpu s", "x floor", "adds ms"],
+        rows,
+    )
 
 
 def submit_module() -> str:
@@ -46,15 +129,18 @@ def _env() -> dict[str, str]:
     return {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def commands() -> dict[str, str]:
-    """The floor and each function's cold init."""
+def commands(endpoint: str | None = None) -> dict[str, str]:
+    """The floor and each function's cold init (and, given an endpoint, SubmitJobFn's first POST)."""
     submit = submit_module()
-    return {
+    named = {
         "floor": FLOOR,
         "GetJobFn": "import api.handler as h; h.dependencies()",
         "ProjectorFn": "import projector.handler as h; h.dependencies()",
         "SubmitJobFn": f"import {submit} as h; getattr(h, 'dependencies', lambda: None)()",
     }
+    if endpoint is not None:
+        named["SubmitJobFn + first POST"] = with_endpoint(f"{named['SubmitJobFn']}; {FIRST_POST}", endpoint)
+    return named
 
 
 def costliest(code: str, count: int = 6) -> list[tuple[str, float]]:
@@ -84,12 +170,18 @@ def main(argv: list[str] | None = None) -> int:
     """Print the cold-init table; the exit status is 0 (timings are reported, not enforced)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=9, help="fresh interpreters per command (at least 3)")
+    parser.add_argument(
+        "--submit-steps", type=int, default=0, help="runs of SubmitJobFn's layer table (0: none)"
+    )
     args = parser.parse_args(argv)
     fake_aws_environment()
     os.environ.update(ENV)
     load = os.getloadavg()[0]
-    named = commands()
-    medians: dict[str, Timing] = cold_init(named, max(args.runs, 3))
+    with null_aws() as endpoint:
+        named = commands(endpoint)
+        medians: dict[str, Timing] = cold_init(named, max(args.runs, 3))
+        if args.submit_steps:
+            submit_steps(max(args.submit_steps, 3), endpoint)
     floor = medians["floor"]
     rows = []
     for name, timing in medians.items():
@@ -118,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             [name, ", ".join(f"{module} {ms:.0f}" for module, ms in costliest(code))]
             for name, code in named.items()
-            if name != "floor"
+            if name != "floor" and "first POST" not in name
         ],
     )
     return 0

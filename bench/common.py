@@ -203,3 +203,53 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     Console(width=max(120, Console().width)).print(table)
+
+
+def _null_answer(target: str, body: bytes) -> dict[str, Any]:
+    """A success for any JSON-protocol request: one EventId per PutEvents entry, else empty."""
+    import json
+
+    service, _, operation = target.rpartition(".")
+    if service == "AWSEvents" and operation == "PutEvents":
+        entries = json.loads(body or b"{}").get("Entries", [])
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": uuid.uuid4().hex} for _ in entries]}
+    return {}
+
+
+@contextlib.contextmanager
+def null_aws() -> Iterator[str]:
+    """A loopback endpoint answering every DynamoDB, EventBridge and SQS request at once; its URL.
+
+    Nothing is stored: it stands in for AWS where what is timed is the client (a cold start's
+    first request), not the service. It serves from a thread of this process, which only waits
+    while the children it serves are timed.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as AWS
+        disable_nagle_algorithm = True  # else headers and body wait 40 ms for a delayed ACK
+
+        def do_POST(self) -> None:
+            import json
+
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            answer = json.dumps(_null_answer(self.headers.get("X-Amz-Target", ""), body)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,7 +1,8 @@
 """Benchmark: live updates and read after submit on the local stack (DESIGN §4, §4b).
 
     .venv/bin/python -m bench.live [--connections 1,100,1000] [--changes 30] [--submits 20]
-                                   [--windows template,0]
+                                   [--windows template,0] [--lag-seconds 45] [--lag-rate 100]
+                                   [--lag-jobs 200] [--lag-windows template,1:100] [--only-lag]
 
 Runs `jobstatus local` (as `make run` does) in a process of its own, then measures from this one:
 
@@ -13,6 +14,19 @@ Runs `jobstatus local` (as `make run` does) in a process of its own, then measur
   until it answers 200. Goal p99 <= 1 s. Its cost: Jobs table writes per event (the Jobs table's
   stream records of those jobs over their events in the archive), for each ProjectorFn
   `MaximumBatchingWindowInSeconds` in `--windows` (`template` = as template.yaml says).
+- event -> visible (`--lag-seconds`, 0 skips it): JobStatusChanged events put on the stack's bus
+  (PutEvents, `--lag-rate`/10 entries a call every 0.1 s, up to 8 calls waiting at once; a tick
+  while 8 still wait is skipped, so the table gives events/s offered and put) for many jobs, each
+  job a PROCESSING event every `--lag-jobs`/rate seconds with a later occurredAt; the clock runs
+  from PutEvents' answer until `GET /v1/jobs/{id}` answers that event's updatedAt (or a later
+  one). GETs would load the stack they measure (one process), so only a few probe jobs (a fixed
+  share of the events) are polled, one after another, 50 ms between sweeps; the lag includes up to
+  one sweep and its pause.
+  Its cost, over all the run's jobs: Jobs table writes (their stream records) and ProjectorFn
+  invocations per event. ProjectorFn's requests are its writes plus the conditional writes a
+  stale event fails (one per job per batch), which no stream record shows; the local stack
+  turns its metrics off, so they are not counted. Each setting in `--lag-windows` (`W` or
+  `W:BatchSize`, or `template`) runs on a stack of its own, one after another in one run.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +58,10 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBSTATUS = Path(sys.executable).parent / "jobstatus"
 MODEL = "fal-ai/kling-video/v2/master/text-to-video"
 _PROJECTOR_WINDOW = re.compile(r"(  ProjectorFn:\n(?:.*\n)*?\s+MaximumBatchingWindowInSeconds: )(\d+)")
+_PROJECTOR_BATCH = re.compile(r"(  ProjectorFn:\n(?:.*\n)*?\s+BatchSize: )(\d+)")
+LAG_PROBES = 8  # jobs polled for the event -> visible lag
+LAG_SWEEP_PAUSE = 0.05  # between sweeps of the probes: the GETs load the process they measure
+PUBLISHERS = 8  # PutEvents calls in flight at once
 
 
 @dataclass
@@ -63,10 +82,10 @@ class Stack:
 
         return issue_token(SigningKey.load_or_create(self.data_dir), user)
 
-    def aws(self, service: str) -> Any:
+    def aws(self, service: str, endpoint_name: str = "AWS_ENDPOINT_URL_DYNAMODB") -> Any:
         import boto3
 
-        endpoint = self.described["endpoints"]["AWS_ENDPOINT_URL_DYNAMODB"]
+        endpoint = self.described["endpoints"][endpoint_name]
         return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=endpoint,
@@ -77,8 +96,11 @@ class Stack:
 
 
 @contextmanager
-def local_stack(window: str) -> Iterator[Stack]:
-    """`jobstatus local` on a free port with ProjectorFn's batching window `window` (or the template's)."""
+def local_stack(window: str, engine: str | None = None) -> Iterator[Stack]:
+    """`jobstatus local` on a free port with ProjectorFn's batching window `window` (or the template's).
+
+    `window` may be `W:B`: the window W seconds and BatchSize B.
+    """
     import httpx
 
     from local.engines import free_port
@@ -87,9 +109,14 @@ def local_stack(window: str) -> Iterator[Stack]:
         data_dir = Path(folder) / "data"
         arguments = [str(JOBSTATUS), "local", "--port", str(port := free_port()), "--data-dir", str(data_dir)]
         arguments += ["--fal-latency", "0.5", "--fal-failure-rate", "0"]
+        if engine is not None:
+            arguments += ["--dynamodb-engine", engine]
         if window != "template":
             text = (ROOT / "template.yaml").read_text()
-            changed = _PROJECTOR_WINDOW.sub(lambda m: m.group(1) + window, text, count=1)
+            seconds, _, batch = window.partition(":")
+            changed = _PROJECTOR_WINDOW.sub(lambda m: m.group(1) + seconds, text, count=1)
+            if batch:
+                changed = _PROJECTOR_BATCH.sub(lambda m: m.group(1) + batch, changed, count=1)
             (Path(folder) / "template.yaml").write_text(changed)
             arguments += ["--template", str(Path(folder) / "template.yaml")]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
@@ -239,13 +266,246 @@ def writes_per_event(stack: Stack, ids: list[str], timeout: float = 60) -> tuple
     return writes, events
 
 
+@dataclass
+class LagRun:
+    """One event -> visible run: the probes' lags, and what the whole run cost."""
+
+    lags: list[float]
+    events: int  # put on the bus
+    offered: int  # put, or skipped because PUBLISHERS calls were still waiting for the bus
+    writes: int | None
+    invocations: int
+    unseen: int
+    publish_seconds: float
+
+
+def _projector_invocations(stack: Stack) -> int:
+    import httpx
+
+    described = httpx.get(f"{stack.url}/local/stack", timeout=30).json()
+    return int(described["functions"]["ProjectorFn"]["poller"]["invocations"])
+
+
+def _stream_writes(stack: Stack, prefix: str) -> int | None:
+    """Jobs table stream records of the items whose jobId starts with `prefix` (None: no stream)."""
+    streams = stack.aws("dynamodbstreams")
+    table = stack.aws("dynamodb").describe_table(TableName=stack.described["tables"]["JobsTable"])["Table"]
+    if "LatestStreamArn" not in table:
+        return None
+    writes = 0
+    for shard in streams.describe_stream(StreamArn=table["LatestStreamArn"])["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=table["LatestStreamArn"], ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records = page.get("Records", [])
+            writes += sum(1 for r in records if r["dynamodb"]["Keys"]["jobId"]["S"].startswith(prefix))
+            iterator = page.get("NextShardIterator") if records else None
+    return writes
+
+
+def event_to_visible(stack: Stack, rate: int, seconds: float, jobs: int) -> LagRun:
+    """Put `rate` status events/s for `seconds` on the bus; the probes' publish -> GET-visible lags."""
+    import threading
+    import uuid
+
+    import httpx
+
+    from jobstatus.events import JobStatusChanged, format_timestamp
+
+    user = "bench-lag"
+    run = f"lag-{time.time_ns():x}-"
+    ids = [f"{run}{uuid.uuid4()}" for _ in range(jobs)]
+    probes = ids[:: max(1, jobs // LAG_PROBES)][:LAG_PROBES]
+    created = datetime.now(UTC)
+    events = stack.aws("events", "AWS_ENDPOINT_URL_EVENTBRIDGE")
+    bus = stack.described["buses"]["JobsBus"]
+    pending: dict[str, list[tuple[str, float]]] = {job_id: [] for job_id in probes}
+    lags: list[float] = []
+    lock = threading.Lock()
+    done = threading.Event()
+    invocations_before = _projector_invocations(stack)
+
+    def poll() -> None:
+        headers = {"Authorization": f"Bearer {stack.token(user)}"}
+        with httpx.Client(base_url=stack.url, headers=headers, timeout=30) as client:
+            while True:
+                with lock:
+                    waiting = [job_id for job_id, due in pending.items() if due]
+                if not waiting:
+                    if done.is_set():
+                        return
+                    time.sleep(0.005)
+                    continue
+                time.sleep(LAG_SWEEP_PAUSE)
+                for job_id in waiting:
+                    answer = client.get(f"/v1/jobs/{job_id}")
+                    seen = time.perf_counter()
+                    if answer.status_code != 200:
+                        continue
+                    updated = answer.json()["updatedAt"]
+                    with lock:
+                        due = pending[job_id]
+                        lags.extend(seen - published for occurred, published in due if occurred <= updated)
+                        pending[job_id] = [(o, p) for o, p in due if o > updated]
+
+    def put(entries: list[dict[str, str]], probed: list[tuple[str, str]]) -> None:
+        answer = events.put_events(Entries=entries)
+        published = time.perf_counter()
+        assert answer.get("FailedEntryCount", 0) == 0, answer
+        with lock:
+            for job_id, occurred in probed:
+                pending[job_id].append((occurred, published))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    sent, skipped, ticks, started, tick = 0, 0, 0, time.perf_counter(), 0.1
+    per_tick = max(1, round(rate * tick))
+    # The local bus answers a PutEvents in tens of ms (it fans out to the rules' targets and the
+    # archive): calls overlap, as many producers' would.
+    with ThreadPoolExecutor(max_workers=PUBLISHERS) as pool:
+        calls: list[Any] = []
+        while time.perf_counter() - started < seconds:
+            ticks += 1
+            time.sleep(max(0.0, started + ticks * tick - time.perf_counter()))
+            if sum(1 for call in calls if not call.done()) >= PUBLISHERS:
+                skipped += per_tick  # the bus is behind: this tick's events are not offered
+                continue
+            entries, probed = [], []
+            for n in range(sent, sent + per_tick):
+                job_id = ids[n % jobs]
+                # Every event of a job is later than its last: occurredAt steps a millisecond per event.
+                occurred = format_timestamp(created + timedelta(milliseconds=n))
+                event = JobStatusChanged(
+                    event_id=str(uuid.uuid4()),
+                    job_id=job_id,
+                    user_id=user,
+                    status="PROCESSING",
+                    occurred_at=occurred,
+                    created_at=format_timestamp(created),
+                    progress=min(99, n // jobs),
+                )
+                detail = event.model_dump_json(exclude_none=True)
+                entries.append(
+                    {
+                        "Source": "jobs.fal-invoker",
+                        "DetailType": "JobStatusChanged",
+                        "Detail": detail,
+                        "EventBusName": bus,
+                    }
+                )
+                if job_id in pending:
+                    probed.append((job_id, json.loads(detail)["occurredAt"]))
+            calls.append(pool.submit(put, entries, probed))
+            sent += len(entries)
+        for call in calls:
+            call.result()
+    publish_seconds = time.perf_counter() - started
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with lock:
+            if not any(pending.values()):
+                break
+        time.sleep(0.1)
+    done.set()
+    poller.join(30)
+    with lock:
+        unseen = sum(len(due) for due in pending.values())
+    time.sleep(1.0)  # the last batches' stream records
+    invocations = _projector_invocations(stack) - invocations_before
+    return LagRun(
+        lags,
+        sent,
+        sent + skipped,
+        _stream_writes(stack, run),
+        invocations,
+        unseen,
+        publish_seconds,
+    )
+
+
+def report_lag(settings: list[str], rate: int, seconds: float, jobs: int, engine: str) -> None:
+    """The event -> visible table, one local stack per ProjectorFn setting."""
+    rows, notes = [], []
+    for setting in settings:
+        with local_stack(setting, engine) as stack:
+            result = event_to_visible(stack, rate, seconds, jobs)
+        p50, p99, top = percentiles(result.lags) if result.lags else (float("nan"),) * 3
+        window, _, batch = (setting if setting != "template" else _template_window()).partition(":")
+        shown = f"{window} s, BatchSize {batch or _template_batch()}" + (
+            " (template)" if setting == "template" else ""
+        )
+        rows.append(
+            [
+                shown,
+                f"{result.offered / seconds:.0f} / {result.events / result.publish_seconds:.0f}",
+                len(result.lags),
+                f"{p50:.0f}",
+                f"{p99:.0f}",
+                f"{top:.0f}",
+                result.unseen,
+                "n/a" if result.writes is None else f"{result.writes / result.events:.3f}",
+                f"{result.invocations / result.events:.3f}",
+                f"{result.events / max(result.invocations, 1):.1f}",
+                verdict(p99 <= GOAL_P99_SECONDS * 1000),
+            ]
+        )
+        print(f"bench.live: event -> visible at {shown}: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
+        if result.events < 0.9 * result.offered:
+            notes.append(
+                f"{shown}: the bus took {result.events} of {result.offered} events offered; the stack "
+                "fell behind, so its lags are a backlog, not the window's"
+            )
+    print_table(
+        f"Event on the bus -> visible to GET /v1/jobs/{{id}} (jobstatus local; {rate} events/s for "
+        f"{seconds:g} s over {jobs} jobs, {LAG_PROBES} of them polled)",
+        [
+            "ProjectorFn window, batch",
+            "events/s offered / put",
+            "lags",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "never seen",
+            "writes/event",
+            "batches/event",
+            "events/batch",
+            "p99 <= 1 s",
+        ],
+        rows,
+    )
+    for note in notes:
+        print(f"note: {note}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", default="1,100,1000", help="comma-separated connection counts")
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--submits", type=int, default=20)
     parser.add_argument("--windows", default="template", help="ProjectorFn windows: template and/or seconds")
+    parser.add_argument(
+        "--lag-seconds", type=float, default=45, help="event -> visible run per setting; 0: none"
+    )
+    parser.add_argument("--lag-rate", type=int, default=100, help="status events per second")
+    parser.add_argument("--lag-jobs", type=int, default=200, help="jobs the events are spread over")
+    parser.add_argument(
+        "--lag-windows", default="template,1:100", help="ProjectorFn settings: W or W:BatchSize"
+    )
+    parser.add_argument(
+        "--lag-engine",
+        default="moto",
+        help="the local stack's DynamoDB engine (moto: dynalite has no stream)",
+    )
+    parser.add_argument("--only-lag", action="store_true", help="only the event -> visible table")
     args = parser.parse_args(argv)
+    if args.lag_seconds > 0:
+        report_lag(
+            args.lag_windows.split(","), args.lag_rate, args.lag_seconds, args.lag_jobs, args.lag_engine
+        )
+    if args.only_lag:
+        return
     live_rows, submit_rows = [], []
     for number, window in enumerate(args.windows.split(",")):
         with local_stack(window) as stack:
@@ -293,6 +553,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _template_window() -> str:
     found = _PROJECTOR_WINDOW.search((ROOT / "template.yaml").read_text())
+    return found.group(2) if found else "?"
+
+
+def _template_batch() -> str:
+    found = _PROJECTOR_BATCH.search((ROOT / "template.yaml").read_text())
     return found.group(2) if found else "?"
 
 

@@ -97,3 +97,29 @@ def test_a_failed_warm_up_does_not_fail_the_init() -> None:
     assert result.returncode == 0, result.stderr
     assert "imported" in result.stdout
     assert "warming the DynamoDB connection failed" in result.stdout
+
+
+def test_in_lambda_the_init_freezes_the_heap_it_made(dynamodb: tuple[str, list[dict[str, object]]]) -> None:
+    # Given Lambda's init, and the same import outside Lambda
+    endpoint, _ = dynamodb
+    count = INIT + "; import gc; print(gc.get_freeze_count())"
+    in_lambda = subprocess.run(
+        [sys.executable, "-c", count],
+        cwd=ROOT,
+        env=_env(endpoint, AWS_LAMBDA_FUNCTION_NAME="jobs-dev-get-job"),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    outside = subprocess.run(
+        [sys.executable, "-c", count],
+        cwd=ROOT,
+        env=_env(endpoint),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    # Then only Lambda's init moved its objects out of the collector's way (the first GET then
+    # pays no full collection of them)
+    assert int(in_lambda.stdout.split()[-1]) > 10_000
+    assert int(outside.stdout.split()[-1]) == 0

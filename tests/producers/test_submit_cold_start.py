@@ -1,0 +1,241 @@
+"""SubmitJobFn's cold start: what its init and first POST import; the SQS client built when needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers.publishing.putevents import Entry
+from producers.submit import handler as submit
+from producers.submit.handler import LazySqsOutbox
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRY: Entry = {
+    "Source": "jobs.submit",
+    "DetailType": "JobStatusChanged",
+    "Detail": "{}",
+    "EventBusName": "b",
+}
+
+# What SubmitJobFn's cold POST does without (bench/coldstart.py --submit-steps prints what its
+# path costs): Tracer's X-Ray SDK, Powertools' parser, validation and OpenAPI models (request
+# validation), the idempotency serializers for pydantic and dataclass results, and the tooling.
+KEPT_OUT = (
+    "aws_xray_sdk",
+    "aws_lambda_powertools.utilities.parser",
+    "aws_lambda_powertools.utilities.validation",
+    "aws_lambda_powertools.utilities.idempotency.serialization.pydantic",
+    "aws_lambda_powertools.utilities.idempotency.serialization.dataclass",
+    "aws_lambda_powertools.event_handler.openapi.models",
+    "fastjsonschema",
+    "jsonschema",
+    "moto",
+    "httpx",
+    "rich",
+    "local",
+    "ops",
+    "api",
+    "projector",
+    "jobstatus.codec",
+    "jobstatus.schema",
+)
+EVENT = {
+    "resource": "/v1/jobs",
+    "path": "/v1/jobs",
+    "httpMethod": "POST",
+    "headers": {"Content-Type": "application/json", "Idempotency-Key": "cold-1"},
+    "requestContext": {
+        "httpMethod": "POST",
+        "path": "/v1/jobs",
+        "resourcePath": "/v1/jobs",
+        "stage": "test",
+        "authorizer": {"claims": {"sub": "user-1"}},
+    },
+    "body": json.dumps({"model": "fal-ai/kling-video/v2/master/text-to-video", "input": {"prompt": "a fox"}}),
+    "isBase64Encoded": False,
+}
+COLD_POST = f"""
+import io, json, sys, types
+import producers.submit.handler as h
+h.dependencies()
+context = types.SimpleNamespace(function_name="submit", function_version="1", memory_limit_in_mb=256,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:submit", aws_request_id="r1",
+    get_remaining_time_in_millis=lambda: 30000)
+out, sys.stdout = sys.stdout, io.StringIO()
+answer = h.lambda_handler({EVENT!r}, context)
+sys.stdout = out
+print(json.dumps([answer["statusCode"], sorted({{k for n in sys.modules for k in {KEPT_OUT!r}
+    if n == k or n.startswith(k + ".")}})]))
+"""
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[str, list[str]]]:
+    """A loopback endpoint answering DynamoDB and PutEvents as AWS would; the operations it saw."""
+    seen: list[str] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+            operation = self.headers["X-Amz-Target"]
+            seen.append(operation)
+            answer: dict[str, Any] = {}
+            if operation == "AWSEvents.PutEvents":
+                entries = request["Entries"]
+                answer = {
+                    "FailedEntryCount": 0,
+                    "Entries": [{"EventId": str(n)} for n in range(len(entries))],
+                }
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_cold_post_imports_none_of_the_costly_packages(aws: tuple[str, list[str]]) -> None:
+    # Given a fresh interpreter (this one has them all imported already)
+    endpoint, seen = aws
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": endpoint,
+        "STAGE": "prod",
+        "POWERTOOLS_METRICS_NAMESPACE": "JobStatus",  # as the template's Globals
+        "POWERTOOLS_SERVICE_NAME": "jobstatus",
+        "EVENT_BUS_NAME": "jobs-prod",
+        "IDEMPOTENCY_TABLE_NAME": "JobsIdempotency-prod",
+        "OUTBOX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/outbox",
+    }
+    # When it does what Lambda's init and a first keyed POST do
+    result = subprocess.run(
+        [sys.executable, "-c", COLD_POST], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Then the job was accepted, and none of them was imported
+    status, imported = json.loads(result.stdout.splitlines()[-1])
+    assert status == 202
+    assert imported == []
+    # And the POST took the key, reserved the job and published it; nothing went to SQS
+    assert seen == [
+        "DynamoDB_20120810.PutItem",
+        "DynamoDB_20120810.PutItem",
+        "AWSEvents.PutEvents",
+        "DynamoDB_20120810.UpdateItem",
+    ]
+
+
+class RecordingSqs:
+    """An SQS client that stores what SendMessageBatch is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, Any]] = []
+
+    def send_message_batch(self, **request: Any) -> dict[str, Any]:
+        self.batches.append(request)
+        return {"Successful": [{"Id": e["Id"]} for e in request["Entries"]], "Failed": []}
+
+
+def test_init_builds_no_sqs_client_and_the_first_fallback_builds_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given SubmitJobFn's own dependencies, with the SQS client's builds counted
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("OUTBOX_QUEUE_URL", "https://sqs.example/outbox")
+    built: list[RecordingSqs] = []
+
+    def sqs_client(*_: Any) -> RecordingSqs:
+        built.append(RecordingSqs())
+        return built[-1]
+
+    monkeypatch.setattr("producers.aws.sqs_client", sqs_client)
+    submit.dependencies.cache_clear()
+    try:
+        # When the function initialises
+        submitter = submit.dependencies()
+        # Then no SQS client exists
+        assert built == []
+        # When the publisher falls back to the outbox twice
+        outbox = submitter.deps.publisher._outbox  # the one place it is reachable
+        entry = ENTRY
+        assert outbox.send([entry]) == []
+        assert outbox.send([entry, entry]) == []
+    finally:
+        submit.dependencies.cache_clear()
+    # Then one client was built, on the first, and both batches went to the outbox queue
+    assert len(built) == 1
+    assert [len(b["Entries"]) for b in built[0].batches] == [1, 2]
+    assert {b["QueueUrl"] for b in built[0].batches} == {"https://sqs.example/outbox"}
+
+
+def test_an_sqs_client_that_cannot_be_built_refuses_the_entries_without_raising() -> None:
+    # Given an outbox whose client cannot be built
+    def broken() -> Any:
+        raise RuntimeError("no region")
+
+    outbox = LazySqsOutbox(broken, "https://sqs.example/outbox")
+    entry = ENTRY
+    # When it is given an entry
+    refused = outbox.send([entry])
+    # Then the entry comes back with the reason, and no client exists
+    assert refused == [(entry, "RuntimeError: no region")]
+    assert outbox.built is False
+
+
+def test_in_lambda_the_init_builds_the_submitter_and_freezes_its_heap(aws: tuple[str, list[str]]) -> None:
+    # Given Lambda's init (and the same import outside Lambda)
+    endpoint, seen = aws
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    probe = (
+        "import gc, producers.submit.handler as h; "
+        "print(h.dependencies.cache_info().currsize, gc.get_freeze_count())"
+    )
+
+    def init(**extra: str) -> list[int]:
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return [int(n) for n in result.stdout.split()[-2:]]
+
+    # When each imports the handler
+    built, frozen = init(AWS_LAMBDA_FUNCTION_NAME="jobs-dev-submit")
+    built_outside, frozen_outside = init()
+    # Then only Lambda's built the submitter and froze what init made; neither sent a request
+    assert built == 1
+    assert frozen > 10_000
+    assert (built_outside, frozen_outside) == (0, 0)
+    assert seen == []
