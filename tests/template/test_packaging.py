@@ -61,3 +61,63 @@ def test_the_import_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import os\n\ndef f():\n    from local.template import Template\n    import ops.cli\n")
     assert imported_modules(sample) == {"os", "local.template", "ops.cli"}
+
+
+def python312() -> str | None:
+    """A Python 3.12 interpreter on this machine (Lambda's runtime), or None."""
+    candidates = [
+        shutil.which("python3.12"),
+        *sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")),
+    ]
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        answer = subprocess.run(
+            [str(candidate), "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if answer.stdout.strip() == "True":
+            return str(candidate)
+    return None
+
+
+def test_the_build_ships_bytecode_for_lambdas_python(tmp_path: Path) -> None:
+    interpreter = python312()
+    if interpreter is None:
+        pytest.skip("no Python 3.12 here: the build's bytecode step cannot be tried (it says so and skips)")
+    artifacts = tmp_path / "artifacts"
+    for step, extra in (
+        ("build-copy-GetJobFn", []),
+        ("build-compile-GetJobFn", [f"LAMBDA_PYTHON={interpreter}"]),
+    ):
+        subprocess.run(
+            ["make", "--no-print-directory", "-s", step, f"ARTIFACTS_DIR={artifacts}", *extra],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    compiled = {path.name for path in (artifacts / "api" / "__pycache__").iterdir()}
+    assert {"handler.cpython-312.pyc", "core.cpython-312.pyc"} <= compiled
+    # unchecked-hash: Python 3.12 uses it whatever the file times in the zip (flags word = 0b01)
+    header = (artifacts / "api" / "__pycache__" / "handler.cpython-312.pyc").read_bytes()[4:8]
+    assert int.from_bytes(header, "little") == 0b01
+
+
+def test_without_python_312_the_build_says_it_ships_no_bytecode(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-s",
+            "build-compile-GetJobFn",
+            f"ARTIFACTS_DIR={tmp_path}",
+            "LAMBDA_PYTHON=/nonexistent/python3.12",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "is not a Python 3.12: GetJobFn ships without bytecode" in answer.stdout
