@@ -473,7 +473,7 @@ def tls_engine(rtt: float, item: dict[str, Any]) -> Iterator[TlsEngine]:
         context.load_cert_chain(cert, key)
         server = Server(("127.0.0.1", 0), Answer)
         server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         try:
             yield TlsEngine(f"https://127.0.0.1:{server.server_address[1]}", cert, handshakes)
         finally:

@@ -225,7 +225,9 @@ def serve_moto(port: int) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)
-    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto", daemon=True
+    ).start()
     try:
         sys.stdin.buffer.read()
     finally:

@@ -410,7 +410,9 @@ class HttpServer:
 
     def start(self) -> None:
         """Serve in the background."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="http", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

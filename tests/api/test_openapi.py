@@ -169,7 +169,7 @@ def base_url(local_api: Api) -> Iterator[str]:
         *(job_event(f"job-q{n}", created=at(n + 2), progress=n) for n in range(3)),
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), _gateway(local_api))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

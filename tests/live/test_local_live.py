@@ -74,7 +74,7 @@ def test_a_subscriber_sees_every_change_of_a_job_in_order(live, template, tmp_pa
     notifier_deps = NotifierDeps(live.connections, sender, clock=lambda: NOW)
     functions["StreamFn"] = lambda event: route(event, stream_deps)
     functions["NotifierFn"] = lambda event: notify(event, notifier_deps)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     updates.start(interval=0.01)
     latencies = []
     try:

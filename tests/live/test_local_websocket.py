@@ -86,7 +86,9 @@ class Stack:
         self.sender = ConnectionsApi(client)
         self.stream_deps = StreamDeps(live.connections, live.stream_deps.jobs, self.sender, clock=lambda: NOW)
         self.notifier_deps = NotifierDeps(live.connections, self.sender, clock=lambda: NOW)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def open(self, user: str = ALICE, token: str | None = None) -> ClientConnection:
         token = token if token is not None else issue_token(self.key, user)

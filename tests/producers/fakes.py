@@ -103,5 +103,5 @@ def serve_http(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """`handler` served on a free 127.0.0.1 port from a daemon thread (call `shutdown()` after)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server

@@ -72,7 +72,7 @@ def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, Path, dict[str, Any]]]:
     context.sni_callback = lambda _sock, name, _ctx: seen.__setitem__("sni", name)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield server.server_address[1], cert, seen
     finally:
