@@ -10,6 +10,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SQS_MAX_RECEIVE: Final = 10  # ReceiveMessage returns at most 10 messages per call
+DELETED_IDS_KEPT: Final = 10_000  # how many deleted message ids a poller remembers (for `kill`)
 LONG_POLL_SECONDS: Final = 1  # short, so a stop request is seen within about a second
 
 
@@ -139,6 +141,8 @@ class SqsPoller:
         self.kills = 0
         self.abandoned_batches = 0
         self.abandoned_messages = 0
+        # The ids of the messages this poller deleted last (a kill leaves out those still in a hand).
+        self._deleted: deque[str] = deque(maxlen=DELETED_IDS_KEPT)
 
     @property
     def in_hand(self) -> int:
@@ -183,9 +187,11 @@ class SqsPoller:
             run.stop.set()
             held = [hand.messages for hand in run.hands if hand.messages]
             self.kills += 1
+            # Distinct messages left in flight: one whose visibility ran out mid-batch may be in two
+            # hands at once, and the other may already have been committed and deleted.
+            deleted = set(self._deleted)
         self._threads = []
-        # Distinct messages: one whose visibility ran out mid-batch may be in two hands at once.
-        distinct = {message.get("MessageId") for messages in held for message in messages}
+        distinct = {message.get("MessageId") for messages in held for message in messages} - deleted
         outcome = KillOutcome(len(held), len(distinct))
         log.warning(
             "%s KILLED: %d batches (%d messages) in hand abandoned, not deleted; "
@@ -258,6 +264,8 @@ class SqsPoller:
         if not self._commit(run, hand, len(records)):
             return BatchOutcome(len(records), 0, len(records))
         done = [r for r in records if r["messageId"] not in failed]
+        with self._count_lock:
+            self._deleted.extend(r["messageId"] for r in done)
         for start in range(0, len(done), SQS_MAX_RECEIVE):
             chunk = done[start : start + SQS_MAX_RECEIVE]
             self._sqs.delete_message_batch(

@@ -1,7 +1,8 @@
 """WebhookSenderFn: delivers the delivery queue's messages (DESIGN §4c).
 
-Records of a batch are delivered concurrently, so a slow or garbage receiver holds up only its
-own deliveries. From each outcome: RETRY and WAIT hide the message with ChangeMessageVisibility
+Records of a batch are delivered concurrently per job and URL, so a slow or garbage receiver
+holds up only its own deliveries; one job's changes to one URL go out oldest version first.
+From each outcome: RETRY and WAIT hide the message with ChangeMessageVisibility
 (the schedule's wait, at most 12 h at a time; longer waits are chained, see
 `webhooks.ledger.visibility_for`) and report it failed so SQS keeps it; DEAD moves it to the DLQ
 (the attempts are counted in the ledger, not in receive counts, so the sender moves it itself;
@@ -107,21 +108,41 @@ def _guarded(record: dict[str, Any], deps: Dependencies) -> str | None:
         return str(record.get("messageId", ""))
 
 
+def in_order(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The batch's records grouped per job and URL, each group oldest version first.
+
+    Groups are delivered concurrently (a slow receiver holds up only its own), a group's records one
+    after another: two changes of one job arriving together go out in their order, instead of the
+    newer one winning the claim and the older one being dropped as overtaken. A record that cannot
+    be read is a group of its own (`_one` dead-letters it).
+    """
+    groups: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    alone: list[list[dict[str, Any]]] = []
+    for record in records:
+        try:
+            delivery = Delivery.from_message(str(record.get("body", "")))
+        except BadMessage:
+            alone.append([record])
+            continue
+        groups.setdefault((delivery.job_id, delivery.url), []).append((delivery.version, record))
+    ordered = [[record for _, record in sorted(group, key=lambda pair: pair[0])] for group in groups.values()]
+    return ordered + alone
+
+
 def handle(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
     """One SQS batch; `batchItemFailures` names the messages SQS must keep."""
     records = list(event.get("Records") or [])
     if not records:
         return {"batchItemFailures": []}
-    keys = (
-        current_function_keys()
-    )  # the pool's threads log as this function (locally, others share the process)
+    keys = current_function_keys()  # the pool's threads log as this function
 
-    def deliver(record: dict[str, Any]) -> str | None:
+    def deliver(group: list[dict[str, Any]]) -> list[str | None]:
         log_this_thread_as(keys)
-        return _guarded(record, deps)
+        return [_guarded(record, deps) for record in group]
 
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(records))) as pool:
-        kept = list(pool.map(deliver, records))
+    groups = in_order(records)
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(groups))) as pool:
+        kept = [message_id for group in pool.map(deliver, groups) for message_id in group]
     return {
         "batchItemFailures": [{"itemIdentifier": message_id} for message_id in kept if message_id is not None]
     }

@@ -356,6 +356,45 @@ def test_a_kill_counts_a_message_held_in_two_batches_once(aws: dict[str, Any]) -
     assert (killed.batches, killed.messages) == (2, 1)
 
 
+def test_a_kill_does_not_count_a_message_another_batch_already_deleted(aws: dict[str, Any]) -> None:
+    # Given: a message received twice (its visibility ran out during a slow first invocation)
+    sqs = aws["sqs"]
+    url, arn, _ = _queue(sqs, visibility=1, max_receive=5)
+    releases = {"1": threading.Event(), "2": threading.Event()}
+    delivered: list[str] = []
+
+    def function(event: dict[str, Any]) -> dict[str, Any]:
+        count = event["Records"][0]["attributes"]["ApproximateReceiveCount"]
+        delivered.append(count)
+        releases[count].wait(10)
+        return {"batchItemFailures": []}
+
+    poller = SqsPoller(
+        name="F",
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        invoke=function,
+        batch_size=10,
+        batching_window=0.0,
+        report_batch_item_failures=True,
+        concurrency=2,
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="slow")
+    poller.start()
+    try:
+        _wait_for(lambda: delivered == ["1", "2"])
+        # the first invocation ends and its batch deletes the message (SQS takes the older handle)
+        releases["1"].set()
+        _wait_for(lambda: _in_flight(sqs, url) == 0)
+        # When
+        killed = poller.kill()
+    finally:
+        releases["2"].set()
+    # Then: the second batch was in hand, but nothing it held is left in flight
+    assert (killed.batches, killed.messages) == (1, 0)
+
+
 def test_a_kill_during_the_batching_window_abandons_what_was_gathered_without_invoking(
     aws: dict[str, Any],
 ) -> None:

@@ -148,3 +148,31 @@ def test_sender_lines_name_the_sender_even_when_another_function_is_injected_mea
     assert delivered["function_name"] == "jobs-dev-webhook-sender"
     assert delivered["function_request_id"] == "sender-request-1"
     assert delivered["jobId"] == "job-a"
+
+
+def test_one_jobs_changes_in_a_batch_go_out_oldest_version_first():
+    # Given: a batch holding a job's COMPLETED before its QUEUED and PROCESSING, and another job
+    order: list[tuple[str, str]] = []
+
+    class Recording:
+        def deliver(self, delivery: Delivery) -> Result:
+            order.append((delivery.job_id, delivery.version))
+            return Result(Outcome.DELIVERED)
+
+    def change(job_id: str, version: str, message_id: str) -> dict[str, str]:
+        body = Delivery(job_id, "u", "https://h.example/x", version, "QUEUED", "{}").to_message()
+        return {"messageId": message_id, "receiptHandle": f"rh-{message_id}", "body": body}
+
+    records = [
+        change("job-a", "0001#3#2026-11-30T00:00:03.000Z#c", "m-3"),
+        change("job-b", "0001#1#2026-11-30T00:00:01.000Z#x", "m-b"),
+        change("job-a", "0001#1#2026-11-30T00:00:01.000Z#a", "m-1"),
+        change("job-a", "0001#2#2026-11-30T00:00:02.000Z#b", "m-2"),
+    ]
+    deps = sender_handler.Dependencies(Recording(), FakeQueue(Clock()))  # type: ignore[arg-type]
+    # When
+    answer = sender_handler.handle({"Records": records}, deps)
+    # Then: every change delivered, job-a's in version order
+    assert answer == {"batchItemFailures": []}
+    assert [version[5] for job, version in order if job == "job-a"] == ["1", "2", "3"]
+    assert ("job-b", "0001#1#2026-11-30T00:00:01.000Z#x") in order
