@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 3000
 # pytest-xdist workers: one per core by default (`make test TEST_WORKERS=0` runs in one process).
 TEST_WORKERS ?= auto
-XDIST  := -n $(TEST_WORKERS) --dist loadgroup
+XDIST  := -n $(TEST_WORKERS)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup dynalite lint typecheck test test-fast test-unit run bench openapi schema clean

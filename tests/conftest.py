@@ -91,17 +91,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("dynamodb_engine", engines, indirect=True, scope="session")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's scheduler (`make test` runs `-n auto`): every e2e test on one worker, since
+    their local stacks are package- and module-scoped fixtures, started once there and never two
+    at a time; every other test is scheduled on its own, spread over the workers meanwhile.
+
+    (xdist's `--dist loadgroup` groups nothing under pytest 9, which ignores the node ids it edits.)
+    """
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class E2EOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/e2e" if nodeid.startswith("tests/e2e/") else nodeid
+
+    return E2EOnOneWorker(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the request-counting tests as expected to fail on dynalite (see `COUNT_REQUESTS`).
 
-    With pytest-xdist (`make test` runs `-n auto --dist loadgroup`), the e2e tests share one
-    worker: their stacks are package- and module-scoped fixtures, started once there, and the
-    other tests spread over the other workers while the stacks run.
+    The e2e tests go first (in their order): they are the longest chain, so on several workers
+    the others fill the other workers around them.
     """
-    distributed = config.pluginmanager.hasplugin("xdist")
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))
     for item in items:
-        if distributed and Path(str(item.path)).is_relative_to(ROOT / "tests" / "e2e"):
-            item.add_marker(pytest.mark.xdist_group("e2e"))
         callspec = getattr(item, "callspec", None)
         engine = callspec.params.get("dynamodb_engine") if callspec else None
         if engine == "dynalite" and getattr(item, "originalname", "") in COUNT_REQUESTS:

@@ -18,7 +18,7 @@ from local.stack import LocalStack, StackConfig
 from tests.e2e.conftest import RunningStack, submit, wait_until_finished
 from tests.live.asyncapi import check_client_message, check_server_message
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e]
 ENDED = {"COMPLETED", "FAILED"}
 STATUS_ORDER = {"QUEUED": 0, "PROCESSING": 1, "COMPLETED": 2, "FAILED": 2}
 

@@ -21,7 +21,7 @@ from ops.template import TEMPLATE_PATH, Template
 from projector.fold import project
 from tests.e2e.conftest import JOBSTATUS, ROOT, RunningStack, submit, wait_until_finished
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e]
 PROJECTOR_VISIBILITY = 3  # seconds; template.yaml says 180, too slow to wait for in a test
 JOB_TTL_DAYS = int(Template.read(TEMPLATE_PATH).parameters["JobTtlDays"])
 

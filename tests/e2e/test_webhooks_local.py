@@ -20,7 +20,7 @@ from local.engines import free_port
 from tests.e2e.conftest import JOBSTATUS, MODEL, ROOT, RunningStack, wait_until_finished
 from tests.webhooks.receiver import Arrival, Receiver, payload_version
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.e2e]
 
 USER = "hook-user"
 ALL_EVENTS = ["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
