@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 3000
 # pytest-xdist workers: one per core by default (`make test TEST_WORKERS=0` runs in one process).
 TEST_WORKERS ?= auto
-XDIST  := -n $(TEST_WORKERS)
+XDIST  := -n $(TEST_WORKERS) --dist loadscope  # with the e2e tests as one scope: tests/conftest.py
 
 .DEFAULT_GOAL := help
 .PHONY: help setup dynalite lint typecheck test test-fast test-unit run bench openapi schema clean
@@ -49,7 +49,7 @@ test-fast: setup
 # (the store's properties on the engines are integration tests too, so they are left out).
 # The edit-test loop: each property runs a tenth of its examples (tests/examples.py).
 test-unit: $(STAMP)
-	JOBSTATUS_QUICK_PROPERTIES=1 $(BIN)/pytest -p no:cacheprovider $(XDIST) -q -m "(unit or property) and not integration"
+	JOBSTATUS_QUICK_PROPERTIES=1 $(BIN)/pytest -p no:cacheprovider -n $(TEST_WORKERS) -q -m "(unit or property) and not integration"
 
 run: setup
 	$(BIN)/jobstatus local --port $(PORT)

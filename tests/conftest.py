@@ -92,13 +92,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """pytest-xdist's scheduler (`make test` runs `-n auto`): every e2e test on one worker, since
-    their local stacks are package- and module-scoped fixtures, started once there and never two
-    at a time; every other test is scheduled on its own, spread over the workers meanwhile.
+    """`--dist loadscope` (`make test`) with one scope for all e2e tests: they run on one worker,
+    since their local stacks are package- and module-scoped fixtures, started once there and never
+    two at a time; every other test is a scope of its own, spread over the workers meanwhile.
+    Other modes are xdist's own (`make test-unit` runs the default, `load`).
 
     (xdist's own `--dist loadgroup` grouped nothing here, with pytest 9.2 and xdist 3.8, even in a
     two-test example, so the grouping is this scheduler's.)
     """
+    if config.getvalue("dist") != "loadscope":
+        return None
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
     class E2EOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]
