@@ -162,6 +162,7 @@ def _poller(
     batch_size: int = 10,
     batching_window: float = 0.0,
     report_batch_item_failures: bool = True,
+    concurrency: int = 1,
 ) -> SqsPoller:
     """A poller named F on the test queue; the settings a test does not name are the usual ones."""
     return SqsPoller(
@@ -173,6 +174,7 @@ def _poller(
         batch_size=batch_size,
         batching_window=batching_window,
         report_batch_item_failures=report_batch_item_failures,
+        concurrency=concurrency,
     )
 
 
@@ -333,17 +335,7 @@ def test_a_kill_counts_a_message_held_in_two_batches_once(aws: dict[str, Any]) -
         release.wait(10)
         return {"batchItemFailures": []}
 
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=function,
-        batch_size=10,
-        batching_window=0.0,
-        report_batch_item_failures=True,
-        concurrency=2,
-    )
+    poller = _poller(sqs, url, arn, function, concurrency=2)
     sqs.send_message(QueueUrl=url, MessageBody="slow")
     poller.start()
     try:
@@ -369,17 +361,7 @@ def test_a_kill_does_not_count_a_message_another_batch_already_deleted(aws: dict
         releases[count].wait(10)
         return {"batchItemFailures": []}
 
-    poller = SqsPoller(
-        name="F",
-        sqs=sqs,
-        queue_url=url,
-        queue_arn=arn,
-        invoke=function,
-        batch_size=10,
-        batching_window=0.0,
-        report_batch_item_failures=True,
-        concurrency=2,
-    )
+    poller = _poller(sqs, url, arn, function, concurrency=2)
     sqs.send_message(QueueUrl=url, MessageBody="slow")
     poller.start()
     try:
