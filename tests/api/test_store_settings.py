@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from api.settings import DEV_CURSOR_SIGNING_KEY, ApiSettings, SettingsError
 from api.store import JobReader, StoreUnavailable, from_attribute_value, from_item
 from jobstatus import codec
 from jobstatus.settings import Settings
+from tests.loopback_aws import aws_json_endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -272,28 +271,12 @@ print(json.dumps(sorted({{k for n in sys.modules for k in {KEPT_OUT!r} if n == k
 def secrets_manager() -> Iterator[str]:
     """A loopback endpoint answering GetSecretValue with KEY, as Secrets Manager would."""
 
-    class Answer(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            assert self.headers["X-Amz-Target"] == "secretsmanager.GetSecretValue"
-            body = json.dumps({"ARN": request["SecretId"], "Name": "k", "SecretString": KEY}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(target: str, request: dict[str, Any]) -> dict[str, Any]:
+        assert target == "secretsmanager.GetSecretValue"
+        return {"ARN": request["SecretId"], "Name": "k", "SecretString": KEY}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with aws_json_endpoint(answer) as url:
+        yield url
 
 
 def test_cold_start_imports_none_of_the_costly_packages(secrets_manager):

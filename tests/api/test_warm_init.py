@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.loopback_aws import aws_json_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,28 +24,12 @@ def dynamodb() -> Iterator[tuple[str, list[dict[str, object]]]]:
     """A loopback endpoint answering GetItem with no item, as DynamoDB does; the requests it saw."""
     seen: list[dict[str, object]] = []
 
-    class Answer(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append({"target": self.headers["X-Amz-Target"], **request})
-            body = b"{}"
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.0")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(target: str, request: dict[str, Any]) -> dict[str, Any]:
+        seen.append({"target": target, **request})
+        return {}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with aws_json_endpoint(answer) as url:
+        yield url, seen
 
 
 def _env(endpoint: str, **extra: str) -> dict[str, str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from producers.publishing.putevents import Entry
 from producers.submit import handler as submit
 from producers.submit.handler import LazySqsOutbox
+from tests.loopback_aws import aws_json_endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -79,51 +78,38 @@ print(json.dumps([answer["statusCode"], sorted({{k for n in sys.modules for k in
 """
 
 
+def fresh_env(endpoint: str) -> dict[str, str]:
+    """A fresh interpreter's environment: fake credentials, every AWS endpoint at `endpoint`."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+
+
 @pytest.fixture
 def aws() -> Iterator[tuple[str, list[str]]]:
     """A loopback endpoint answering DynamoDB and PutEvents as AWS would; the operations it saw."""
     seen: list[str] = []
 
-    class Answer(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-            operation = self.headers["X-Amz-Target"]
-            seen.append(operation)
-            answer: dict[str, Any] = {}
-            if operation == "AWSEvents.PutEvents":
-                entries = request["Entries"]
-                answer = {
-                    "FailedEntryCount": 0,
-                    "Entries": [{"EventId": str(n)} for n in range(len(entries))],
-                }
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(target: str, request: dict[str, Any]) -> dict[str, Any]:
+        seen.append(target)
+        if target == "AWSEvents.PutEvents":
+            events = range(len(request["Entries"]))
+            return {"FailedEntryCount": 0, "Entries": [{"EventId": str(n)} for n in events]}
+        return {}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with aws_json_endpoint(answer) as url:
+        yield url, seen
 
 
 def test_a_cold_post_imports_none_of_the_costly_packages(aws: tuple[str, list[str]]) -> None:
     # Given a fresh interpreter (this one has them all imported already)
     endpoint, seen = aws
     env = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_ENDPOINT_URL": endpoint,
+        **fresh_env(endpoint),
         "STAGE": "prod",
         "POWERTOOLS_METRICS_NAMESPACE": "JobStatus",  # as the template's Globals
         "POWERTOOLS_SERVICE_NAME": "jobstatus",
@@ -207,13 +193,7 @@ def test_an_sqs_client_that_cannot_be_built_refuses_the_entries_without_raising(
 def test_in_lambda_the_init_builds_the_submitter_and_freezes_its_heap(aws: tuple[str, list[str]]) -> None:
     # Given Lambda's init (and the same import outside Lambda)
     endpoint, seen = aws
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
+    env = fresh_env(endpoint)
     probe = (
         "import gc, producers.submit.handler as h; "
         "print(h.dependencies.cache_info().currsize, gc.get_freeze_count())"
