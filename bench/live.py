@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -249,18 +249,10 @@ def writes_per_event(stack: Stack, ids: list[str], timeout: float = 60) -> tuple
                 break
             time.sleep(0.5)
     time.sleep(1.5)  # the archive copy is synced every 0.5 s
-    streams = stack.aws("dynamodbstreams")
-    table = stack.aws("dynamodb").describe_table(TableName=stack.described["tables"]["JobsTable"])["Table"]
-    wanted, writes = set(ids), 0
-    for shard in streams.describe_stream(StreamArn=table["LatestStreamArn"])["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=table["LatestStreamArn"], ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            records = page.get("Records", [])
-            writes += sum(1 for r in records if r["dynamodb"]["Keys"]["jobId"]["S"] in wanted)
-            iterator = page.get("NextShardIterator") if records else None
+    wanted = set(ids)
+    writes = _stream_writes(stack, lambda job_id: job_id in wanted)
+    if writes is None:
+        raise SystemExit("the Jobs table has no stream to count its writes from")
     lines = (stack.data_dir / "archive.jsonl").read_text().splitlines()
     events = sum(1 for line in lines if any(job_id in line for job_id in wanted))
     return writes, events
@@ -286,8 +278,8 @@ def _projector_invocations(stack: Stack) -> int:
     return int(described["functions"]["ProjectorFn"]["poller"]["invocations"])
 
 
-def _stream_writes(stack: Stack, prefix: str) -> int | None:
-    """Jobs table stream records of the items whose jobId starts with `prefix` (None: no stream)."""
+def _stream_writes(stack: Stack, counted: Callable[[str], bool]) -> int | None:
+    """Jobs table stream records of the items whose jobId is `counted` (None: no stream)."""
     streams = stack.aws("dynamodbstreams")
     table = stack.aws("dynamodb").describe_table(TableName=stack.described["tables"]["JobsTable"])["Table"]
     if "LatestStreamArn" not in table:
@@ -300,7 +292,7 @@ def _stream_writes(stack: Stack, prefix: str) -> int | None:
         while iterator:
             page = streams.get_records(ShardIterator=iterator, Limit=1000)
             records = page.get("Records", [])
-            writes += sum(1 for r in records if r["dynamodb"]["Keys"]["jobId"]["S"].startswith(prefix))
+            writes += sum(1 for r in records if counted(r["dynamodb"]["Keys"]["jobId"]["S"]))
             iterator = page.get("NextShardIterator") if records else None
     return writes
 
@@ -418,7 +410,7 @@ def event_to_visible(stack: Stack, rate: int, seconds: float, jobs: int) -> LagR
         lags,
         sent,
         sent + skipped,
-        _stream_writes(stack, run),
+        _stream_writes(stack, lambda job_id: job_id.startswith(run)),
         invocations,
         unseen,
         publish_seconds,
