@@ -68,15 +68,24 @@ def dependencies() -> Dependencies:
     return Dependencies(sender, DeliveryQueue(sqs, settings.delivery_queue_url, settings.delivery_dlq_url))
 
 
-def _one(record: dict[str, Any], deps: Dependencies) -> str | None:
+Read = tuple[dict[str, Any], Delivery | BadMessage]  # a record, and its delivery or why it has none
+
+
+def read(record: dict[str, Any]) -> Read:
+    """The record with its delivery, read once (or the reason it cannot be read)."""
+    try:
+        return record, Delivery.from_message(str(record.get("body", "")))
+    except BadMessage as error:
+        return record, error
+
+
+def _one(record: dict[str, Any], delivery: Delivery | BadMessage, deps: Dependencies) -> str | None:
     """Deliver one record; its messageId when SQS must keep it, else None."""
     message_id = str(record.get("messageId", ""))
     body = str(record.get("body", ""))
-    try:
-        delivery = Delivery.from_message(body)
-    except BadMessage as error:
-        logger.error("delivery message refused", extra={"messageId": message_id, "why": str(error)})
-        deps.queue.dead_letter(body, f"bad message: {error}")
+    if isinstance(delivery, BadMessage):
+        logger.error("delivery message refused", extra={"messageId": message_id, "why": str(delivery)})
+        deps.queue.dead_letter(body, f"bad message: {delivery}")
         metrics.add_metric(name="WebhooksDeadLettered", unit=MetricUnit.Count, value=1)
         return None
     result = deps.sender.deliver(delivery)
@@ -99,33 +108,33 @@ def _one(record: dict[str, Any], deps: Dependencies) -> str | None:
     return None
 
 
-def _guarded(record: dict[str, Any], deps: Dependencies) -> str | None:
+def _guarded(one: Read, deps: Dependencies) -> str | None:
+    record, delivery = one
     try:
-        return _one(record, deps)
+        return _one(record, delivery, deps)
     except Exception:
         # DynamoDB or SQS failed us: SQS shows the message again after the queue's visibility timeout.
         logger.exception("delivery not settled", extra={"messageId": record.get("messageId")})
         return str(record.get("messageId", ""))
 
 
-def in_order(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The batch's records grouped per job and URL, each group oldest version first.
+def in_order(records: list[dict[str, Any]]) -> list[list[Read]]:
+    """The batch's records, each read once, grouped per job and URL, each group oldest version first.
 
     Groups are delivered concurrently (a slow receiver holds up only its own), a group's records one
     after another: two changes of one job arriving together go out in their order, instead of the
     newer one winning the claim and the older one being dropped as overtaken. A record that cannot
     be read is a group of its own (`_one` dead-letters it).
     """
-    groups: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-    alone: list[list[dict[str, Any]]] = []
-    for record in records:
-        try:
-            delivery = Delivery.from_message(str(record.get("body", "")))
-        except BadMessage:
-            alone.append([record])
-            continue
-        groups.setdefault((delivery.job_id, delivery.url), []).append((delivery.version, record))
-    ordered = [[record for _, record in sorted(group, key=lambda pair: pair[0])] for group in groups.values()]
+    groups: dict[tuple[str, str], list[Read]] = {}
+    alone: list[list[Read]] = []
+    for one in map(read, records):
+        delivery = one[1]
+        if isinstance(delivery, BadMessage):
+            alone.append([one])
+        else:
+            groups.setdefault((delivery.job_id, delivery.url), []).append(one)
+    ordered = [sorted(group, key=lambda one: cast(Delivery, one[1]).version) for group in groups.values()]
     return ordered + alone
 
 
@@ -136,9 +145,9 @@ def handle(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
         return {"batchItemFailures": []}
     keys = current_function_keys()  # the pool's threads log as this function
 
-    def deliver(group: list[dict[str, Any]]) -> list[str | None]:
+    def deliver(group: list[Read]) -> list[str | None]:
         log_this_thread_as(keys)
-        return [_guarded(record, deps) for record in group]
+        return [_guarded(one, deps) for one in group]
 
     groups = in_order(records)
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(groups))) as pool:
