@@ -205,14 +205,14 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     Console(width=max(120, Console().width)).print(table)
 
 
-def _null_answer(target: str, body: bytes) -> dict[str, Any]:
+def _null_answer(target: str, request: dict[str, Any]) -> dict[str, Any]:
     """A success for any JSON-protocol request: one EventId per PutEvents entry, else empty."""
-    import json
-
     service, _, operation = target.rpartition(".")
     if service == "AWSEvents" and operation == "PutEvents":
-        entries = json.loads(body or b"{}").get("Entries", [])
-        return {"FailedEntryCount": 0, "Entries": [{"EventId": uuid.uuid4().hex} for _ in entries]}
+        return {
+            "FailedEntryCount": 0,
+            "Entries": [{"EventId": uuid.uuid4().hex} for _ in request.get("Entries", [])],
+        }
     return {}
 
 
@@ -224,32 +224,7 @@ def null_aws() -> Iterator[str]:
     first request), not the service. It serves from a thread of this process, which only waits
     while the children it serves are timed.
     """
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from local.loopback_aws import aws_json_endpoint
 
-    class Answer(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as AWS
-        disable_nagle_algorithm = True  # else headers and body wait 40 ms for a delayed ACK
-
-        def do_POST(self) -> None:
-            import json
-
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            answer = json.dumps(_null_answer(self.headers.get("X-Amz-Target", ""), body)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with aws_json_endpoint(_null_answer) as url:
+        yield url

@@ -22,7 +22,7 @@ from api.settings import DEV_CURSOR_SIGNING_KEY, ApiSettings, SettingsError
 from api.store import JobReader, StoreUnavailable, from_attribute_value, from_item
 from jobstatus import codec
 from jobstatus.settings import Settings
-from tests.loopback_aws import aws_json_endpoint
+from local.loopback_aws import aws_json_endpoint
 
 pytestmark = pytest.mark.unit
 

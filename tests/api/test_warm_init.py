@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.loopback_aws import aws_json_endpoint
+from local.loopback_aws import aws_json_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from local.loopback_aws import aws_json_endpoint
 from producers.publishing.putevents import Entry
 from producers.submit import handler as submit
 from producers.submit.handler import LazySqsOutbox
-from tests.loopback_aws import aws_json_endpoint
 
 pytestmark = pytest.mark.unit
 

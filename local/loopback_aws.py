@@ -1,4 +1,4 @@
-"""A loopback endpoint speaking AWS's JSON protocol, for tests that run code in a fresh interpreter
+"""A loopback endpoint speaking AWS's JSON protocol, for code timed or tested in a fresh interpreter
 (where moto in-process cannot reach): `answer(target, request)` gives each response's body."""
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ def aws_json_endpoint(answer: Answer) -> Iterator[str]:
     """Serve on a free 127.0.0.1 port until the block ends; its URL."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as AWS
+        disable_nagle_algorithm = True  # else headers and body wait 40 ms for a delayed ACK
+
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
             body = json.dumps(answer(self.headers["X-Amz-Target"], request)).encode()
