@@ -15,10 +15,14 @@ SMALLEST: Final = Decimal("1e-130")
 LARGEST: Final = Decimal("1e125")
 FIELD_LEVEL: Final = 2  # an event field's own object or array
 CUT_MARK: Final = f"[cut: nested deeper than {MAX_LEVELS} levels]"
+# An int of smaller magnitude has at most 38 digits and is 0 or at least 1: always storable.
+MAX_EXACT_INT: Final = 10**MAX_DIGITS
 
 
 def number_problem(value: int | float | Decimal) -> str | None:
     """Why DynamoDB cannot store this number, or None when it can."""
+    if type(value) is int and -MAX_EXACT_INT < value < MAX_EXACT_INT:  # the common case first
+        return None
     number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if not number.is_finite():
         return f"{value!r} is not a finite number"
@@ -41,16 +45,21 @@ def unstorable_reason(value: Any, level: int = FIELD_LEVEL) -> str | None:
     stack: list[tuple[Any, int, str]] = [(value, level, "")]
     while stack:
         item, depth, path = stack.pop()
-        if isinstance(item, bool) or item is None or isinstance(item, str):
+        kind = type(item)  # the exact types JSON gives first; their subclasses take the long way
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int and -MAX_EXACT_INT < item < MAX_EXACT_INT:
+            continue
+        if isinstance(item, bool | str):
             continue
         if isinstance(item, int | float | Decimal):
             if problem := number_problem(item):
                 return f"{path or 'value'}: {problem}"
             continue
-        if isinstance(item, Mapping | list | tuple):
+        if kind is dict or kind is list or isinstance(item, Mapping | list | tuple):
             if depth > MAX_LEVELS:
                 return f"{path or 'value'}: nested deeper than {MAX_LEVELS} levels"
-            if isinstance(item, Mapping):
+            if kind is dict or (kind is not list and isinstance(item, Mapping)):
                 for key, child in item.items():
                     if key == "":
                         return f"{path or 'value'}: an empty map key"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Final
 
 from jobstatus.events import JobStatusChanged, parse_timestamp, version_of
@@ -167,14 +168,17 @@ def coalesce(records: Iterable[tuple[str, JobStatusChanged]]) -> list[JobBatch]:
     `createdAt`) are never mixed: each owner gets its own share, and a job's shares come in the
     order of their smallest version, to be judged one after the other against the stored item.
     """
-    groups: dict[tuple[str, str, str], list[tuple[str, JobStatusChanged]]] = {}
-    for record_id, event in records:
-        groups.setdefault((event.job_id, *owner_of(event)), []).append((record_id, event))
+    groups: dict[tuple[str, str, str], list[tuple[str, str, JobStatusChanged]]] = {}
+    for record_id, event in records:  # each event's version built once
+        groups.setdefault((event.job_id, event.user_id, event.created_at), []).append(
+            (version_of(event), record_id, event)
+        )
     shares = []
     for (job_id, _, _), members in groups.items():
-        winner = max((event for _, event in members), key=version_of)
-        smallest = min(version_of(event) for _, event in members)
-        batch = JobBatch(job_id, winner, tuple(r for r, _ in members), tuple(e for _, e in members))
+        # The first of the greatest versions, as `max(..., key=version_of)` picks it.
+        winner = max(members, key=itemgetter(0))[2]
+        smallest = min(version for version, _, _ in members)
+        batch = JobBatch(job_id, winner, tuple(r for _, r, _ in members), tuple(e for _, _, e in members))
         shares.append((job_id, smallest, batch))
     # Jobs in order of first appearance (stable), each job's shares by smallest version.
     first_seen = {job_id: n for n, (job_id, _, _) in reversed(list(enumerate(shares)))}

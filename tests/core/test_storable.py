@@ -6,8 +6,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobstatus.storable import CUT_MARK, make_storable, number_problem, unstorable_reason
+from tests.examples import examples
 
 pytestmark = pytest.mark.unit
 
@@ -51,6 +54,19 @@ def test_storable_numbers(number: Any) -> None:
 )
 def test_unstorable_numbers(number: Any, problem: str) -> None:
     assert number_problem(number) == problem
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(
+    st.integers(min_value=-(10**45), max_value=10**45)
+    | st.integers(min_value=1, max_value=10**7).map(lambda n: n * 10**38)
+)
+def test_an_integer_is_storable_exactly_when_it_has_at_most_38_significant_digits(number: int) -> None:
+    # Significant digits counted from its decimal text: trailing zeros do not count
+    significant = len(str(abs(number)).strip("0"))
+    expected = None if significant <= 38 else f"a number with {significant} significant digits (at most 38)"
+    assert number_problem(number) == expected
+    assert unstorable_reason({"n": [number]}) == (None if expected is None else f"n[0]: {expected}")
 
 
 def test_a_39_digit_integer_with_trailing_zeros_has_one_significant_digit() -> None:
