@@ -26,6 +26,7 @@ older than the item), `EventsInvalid`, `EventsConflicting`, `EventsExpired`; and
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import time
@@ -369,3 +370,21 @@ def dynamodb_client() -> DynamoDBClient:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """AWS entry point."""
     return handle(event, context, dependencies())
+
+
+def lambda_init() -> None:
+    """What Lambda's init does before the first batch: build the dependencies, then freeze the heap.
+
+    `gc.freeze()` (about a microsecond) moves what import and init made, which lives as long as
+    the container, out of the collector's way: in a fresh process projecting batches of 100, the
+    one full collection of the first 6,000 events took 46-383 ms without it and 3-12 ms with it
+    (docs/performance.md). No `gc.collect()` first: it would cost 20-40 ms of init.
+    """
+    dependencies()
+    gc.freeze()
+
+
+# Lambda's init (and only Lambda's: tests, benches and the local stack build their dependencies
+# when they need them).
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    lambda_init()
