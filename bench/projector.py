@@ -14,8 +14,10 @@ engine runs in its own (bench/rtt.py). Every table is checked against the pure f
 
 Then: client CPU and requests per event by batch size (what the template's BatchSize costs),
 where that CPU goes (a record's parsing, a write's building, one UpdateItem through botocore, each
-alone: botocore's CPU per request x requests per event is the floor of CPU per event), batch
-time and GB-s per batch by Lambda memory size (modelled from the measured CPU and RTT), and, in
+alone: botocore's CPU per request x requests per event is the floor of CPU per event), one
+UpdateItem's CPU by botocore stage (in a fresh process: `time.thread_time` around each stage,
+about 1 % of overhead), batch time and GB-s per batch by Lambda memory size (modelled from the
+measured CPU and RTT), and, in
 fresh processes, the peak RSS of a projector batch and of a rebuild from a file (its events/s at
 the modelled RTT too). Exit status 1 when a target that holds on any machine fails (no reads,
 requests = distinct jobs per batch, items = fold); timings are reported.
@@ -389,6 +391,71 @@ def cpu_parts(batches: Sequence[dict[str, Any]], endpoint: str) -> CpuParts:
     return CpuParts(parse, build, botocore)
 
 
+# botocore's stages, each timed on its own (`time.thread_time` around it); nested ones are
+# subtracted: `Endpoint.create_request` runs the `request-created` handlers, signing among them.
+BOTOCORE_STAGES: Final = (
+    ("botocore.client", "BaseClient", "_make_api_call", "total"),
+    ("botocore.httpsession", "URLLib3Session", "send", "HTTP send and receive (urllib3, http.client)"),
+    ("botocore.signers", "RequestSigner", "sign", "SigV4 signing"),
+    ("botocore.client", "BaseClient", "_convert_to_request_dict", "serialising the request"),
+    ("botocore.endpoint", "Endpoint", "create_request", "other request-created handlers"),
+    ("botocore.client", "BaseClient", "_resolve_endpoint_ruleset", "endpoint ruleset"),
+    ("botocore.endpoint", "Endpoint", "prepare_request", "preparing the request"),
+    ("botocore.parsers", "ResponseParser", "parse", "parsing the response"),
+    ("botocore.endpoint", "Endpoint", "_needs_retry", "the retry check"),
+)
+
+
+def child_stages(endpoint: str) -> dict[str, float]:
+    """In a fresh process (the stages' timers stay there): one thread's CPU per UpdateItem by
+    botocore stage, in microseconds, over the requests of 30 batches of 100, 3 rounds."""
+    import importlib
+
+    from projector.fold import coalesce
+    from projector.handler import parse_record
+    from projector.store import JobStore
+
+    requests: list[dict[str, Any]] = []
+
+    class Capture:
+        def update_item(self, **request: Any) -> dict[str, Any]:
+            requests.append(request)
+            return {}
+
+    capture = JobStore(cast("DynamoDBClient", Capture()), "Jobs-bench", TTL_DAYS)
+    for batch in sqs_batches(make_workload(3_000, 4.0, 1, datetime.now(UTC)).deliveries, 100):
+        for share in coalesce([(r["messageId"], parse_record(r)) for r in batch["Records"]]):
+            capture.write(share)
+    client = lambda_client(endpoint, 0.0)
+    for request in requests[:50]:  # the connection, botocore's caches
+        client.update_item(**request)
+    spent: dict[str, float] = dict.fromkeys((label for *_, label in BOTOCORE_STAGES), 0.0)
+
+    def timed(function: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def stage(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] += time.thread_time() - started
+
+        return stage
+
+    for module, owner, name, label in BOTOCORE_STAGES:
+        cls = getattr(importlib.import_module(module), owner)
+        setattr(cls, name, timed(getattr(cls, name), label))
+    rounds = 3
+    for _ in range(rounds):
+        for request in requests:
+            client.update_item(**request)
+    per = {label: seconds * 1e6 / (len(requests) * rounds) for label, seconds in spent.items()}
+    per["other request-created handlers"] -= per["SigV4 signing"]
+    per["event hooks, retry context, the rest"] = per["total"] - sum(
+        us for label, us in per.items() if label != "total"
+    )
+    return per
+
+
 # --- memory and rebuild, in fresh processes ------------------------------------------------
 
 
@@ -502,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         kind, endpoint, *rest = args.child
         if kind == "batch":
             print(json.dumps(child_batch(endpoint, int(rest[0]))))
+        elif kind == "stages":
+            print(json.dumps(child_stages(endpoint)))
         else:
             print(json.dumps(child_rebuild(endpoint, rest[0], float(rest[1]))))
         return 0
@@ -669,6 +738,20 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 ],
             ],
+        )
+
+        # botocore's part by stage, in a fresh process (its timers must not touch the runs above).
+        stages = in_child("stages", endpoint)
+        total_us = stages.pop("total")
+        print_table(
+            "One UpdateItem through botocore by stage (fresh process, one thread, RTT 0, "
+            f"thread CPU around each stage); load average {os.getloadavg()[0]:.1f}",
+            ["stage", "client CPU us", "share", "ms per event at 100 a batch"],
+            [
+                [label, f"{us:.0f}", f"{us / total_us:.0%}", f"{us * size_share[100] / 1000:.3f}"]
+                for label, us in sorted(stages.items(), key=lambda item: -item[1])
+            ]
+            + [["total", f"{total_us:.0f}", "100%", f"{total_us * size_share[100] / 1000:.3f}"]],
         )
 
         # Lambda: about one vCPU per 1,769 MB, proportionally less below; one Python thread uses
