@@ -116,6 +116,9 @@ class MotoServer:
         """Start it and wait until it answers; `EngineError` when it does not."""
         from moto.server import ThreadedMotoServer
 
+        from local.moto_tuning import install
+
+        install()  # the same answers, without moto's per-request overheads (see local.moto_tuning)
         # werkzeug logs every request moto serves; the caller's own output is enough.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -222,6 +225,9 @@ def serve_moto(port: int) -> int:
     )
     from werkzeug.serving import make_server
 
+    from local.moto_tuning import install
+
+    install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)
