@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python -m bench.producers
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.local_engines
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.restore
 
