@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,49 @@ def submit_steps(runs: int, endpoint: str, cwd: Path = ROOT) -> None:
     print_table(
         f"SubmitJobFn's cold POST layer by layer (cumulative, median of {runs} interleaved)",
         ["on top of the floor", "wall s", "x floor", "adds ms", "cpu s", "x floor", "adds ms"],
+        rows,
+    )
+    submit_layers(runs, endpoint, cwd)
+
+
+def submit_layers(runs: int, endpoint: str, cwd: Path = ROOT) -> None:
+    """Print each layer's own CPU, timed between marks inside one fresh interpreter per run.
+
+    The cumulative commands above difference two medians of whole processes (each with its own
+    start and exit), so on a busy machine a layer can come out negative; a mark after each layer
+    in one process times the layer itself. The floor's row is from the process's start (CPU time
+    counts the interpreter's start-up); no row has the exit, which Lambda does not wait for.
+    """
+    program = "import json, time; marks = []\n"
+    for name, step in (("floor", FLOOR), *SUBMIT_STEPS):
+        program += f"{step}\nmarks.append(({name!r}, time.process_time(), time.perf_counter()))\n"
+    program += "print(json.dumps(marks))\n"
+    cpu: dict[str, list[float]] = {}
+    for round_ in range(-1, runs):  # one warm-up round (page cache), discarded
+        result = subprocess.run(
+            [sys.executable, "-c", with_endpoint(program, endpoint)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"the layer program failed: {result.stderr[-2000:]}")
+        before = 0.0
+        for name, cpu_seconds, _ in json.loads(result.stdout.splitlines()[-1]):
+            if round_ >= 0:
+                cpu.setdefault(name, []).append(cpu_seconds - before)
+            before = cpu_seconds
+    own = {name: statistics.median(values) for name, values in cpu.items()}
+    floor, total, rows = own["floor"], 0.0, []
+    for name, seconds in own.items():
+        total += seconds
+        rows.append([name, f"{seconds * 1000:.1f}", f"{seconds / floor:.2f}", f"{total / floor:.2f}"])
+    print_table(
+        f"SubmitJobFn's cold POST, each layer's own CPU (marks in one interpreter, median of {runs}; "
+        "exit excluded)",
+        ["layer", "cpu ms", "x floor", "cumulative x floor"],
         rows,
     )
 
