@@ -56,7 +56,7 @@ run: setup
 
 bench: setup
 	$(BIN)/python -m bench.projector
-	$(BIN)/python -m bench.coldstart
+	$(BIN)/python -m bench.coldstart --compiled --submit-steps 7
 	$(BIN)/python -m bench.producers
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.webhooks

@@ -18,6 +18,7 @@ from producers.invoker.request import parse_request
 from producers.settings import ProducerSettings
 from producers.submit.handler import handle
 from producers.submit.keys import JobKeys
+from producers.submit.settings import SubmitSettings
 from producers.submit.submitter import Submitter
 from tests.producers.fakes import FakeEvents, lambda_context
 from tests.producers.test_submit import MODEL, header, make, post
@@ -274,11 +275,14 @@ def test_local_mode_still_refuses_private_addresses() -> None:
     assert error_of(response)["message"] == "webhook host '10.0.0.1' resolves to 10.0.0.1, which is private"
 
 
-def test_local_mode_is_refused_outside_local_stages() -> None:
+@pytest.mark.parametrize("settings", [ProducerSettings, SubmitSettings])
+def test_local_mode_is_refused_outside_local_stages(
+    settings: type[ProducerSettings] | type[SubmitSettings],
+) -> None:
     with pytest.raises(
         ValidationError, match=r"WEBHOOKS_ALLOW_LOCAL is only allowed in stages \['dev', 'local', 'test'\]"
     ):
-        ProducerSettings(webhooks_allow_local=True, stage="prod")
+        settings(webhooks_allow_local=True, stage="prod")
 
 
 @pytest.fixture
