@@ -94,8 +94,8 @@ LEFT_OUT: Final = (
     ("import boto3 (for boto3.client)", "import boto3"),
     ("jobstatus.codec (imports boto3)", "import jobstatus.codec"),
     (
-        "pydantic-settings (jobstatus.settings.Settings())",
-        "import jobstatus.settings; jobstatus.settings.Settings()",
+        "pydantic + the shared settings model (jobstatus.settings.Settings.from_env())",
+        "import jobstatus.settings; jobstatus.settings.Settings.from_env()",
     ),
     ("jobstatus.events (pydantic models)", "import jobstatus.events"),
     (

@@ -82,8 +82,8 @@ SUBMIT_STEPS: Final = (
         "import jobstatus.events, jobstatus.requests",
     ),
     (
-        "+ SubmitSettings.from_env() (a plain pydantic model)",
-        "import producers.submit.settings as s; s.SubmitSettings.from_env()",
+        "+ ProducerSettings.from_env() (a plain pydantic model)",
+        "import producers.settings as s; s.ProducerSettings.from_env()",
     ),
     (
         "+ Powertools Logger, Metrics, APIGatewayRestResolver",

@@ -7,7 +7,7 @@ bounds it. Endpoints come only from botocore's standard `AWS_ENDPOINT_URL*` sett
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 import boto3
 from botocore.config import Config
@@ -15,6 +15,8 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
+
+    from producers.settings import ProducerSettings
 
 # `total_max_attempts: 1` is the first attempt and no retry (`max_attempts` would add one retry).
 FAST_FAIL: Final = Config(
@@ -24,17 +26,7 @@ FAST_FAIL: Final = Config(
 )
 
 
-class PublishTimeouts(Protocol):
-    """The two settings `fast_fail` reads (`ProducerSettings`, SubmitJobFn's `SubmitSettings`)."""
-
-    @property
-    def publish_connect_timeout_seconds(self) -> float: ...
-
-    @property
-    def publish_read_timeout_seconds(self) -> float: ...
-
-
-def fast_fail(settings: PublishTimeouts) -> Config:
+def fast_fail(settings: ProducerSettings) -> Config:
     """`FAST_FAIL` with the timeouts `settings` give (the local stack gives its engines more room)."""
     return FAST_FAIL.merge(
         Config(

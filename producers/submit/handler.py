@@ -27,8 +27,8 @@ from jobstatus.logkeys import names_its_function, remove_thread_keys
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher
 from producers.publishing.putevents import Entry
+from producers.settings import ProducerSettings
 from producers.submit.keys import JobKeys
-from producers.submit.settings import SubmitSettings
 from producers.submit.strictjson import NotStrictJson, decode_body, media_type_problem
 from producers.submit.submitter import SubmitDeps, Submitter
 
@@ -158,7 +158,7 @@ def dependencies() -> Submitter:
 
     from producers.aws import events_client, fast_fail, sqs_client
 
-    settings = SubmitSettings.from_env()
+    settings = ProducerSettings.from_env()
     events = events_client(fast_fail(settings))
     keys = JobKeys(
         boto3.client("dynamodb", config=KEY_STORE_CONFIG),

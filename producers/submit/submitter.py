@@ -35,6 +35,7 @@ from producers.outside import changes_for_log
 from producers.publishing.entries import JobRef
 from producers.publishing.publisher import StatusPublisher
 from producers.publishing.putevents import Backoff, EventsPort, put_with_retries
+from producers.settings import ProducerSettings
 from producers.submit.core import (
     Outgoing,
     Submission,
@@ -44,7 +45,6 @@ from producers.submit.core import (
     parse_submission,
 )
 from producers.submit.keys import JobKeys, KeyReused, Reservation, payload_hash
-from producers.submit.settings import SubmitSettings
 from webhooks.ssrf import Resolver, system_resolver
 
 logger = Logger(child=True)
@@ -60,7 +60,7 @@ class SubmitDeps:
 
     events: EventsPort
     publisher: StatusPublisher
-    settings: SubmitSettings
+    settings: ProducerSettings
     # The Idempotency-Key store; without one, a request carrying a key is refused (500), never
     # silently treated as a new job.
     keys: JobKeys | None = None

@@ -23,7 +23,6 @@ from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher
 from producers.settings import ProducerSettings
 from producers.submit import handler as submit
-from producers.submit.settings import SubmitSettings
 from producers.submit.submitter import SubmitDeps, Submitter
 from projector import handler as projector
 from projector.store import JobStore
@@ -95,19 +94,10 @@ def test_submit_to_completed_item(local_aws: dict[str, str], jobs_table: str, dd
         submit_publish_seconds=5,
         fal_poll_seconds=0.001,
     )
-    submit_settings = SubmitSettings(
-        event_bus_name=bus,
-        outbox_queue_url=outbox,
-        idempotency_table_name=idempotency,
-        status_flush_seconds=5,
-        submit_publish_seconds=5,
-    )
 
     # When: the user submits
     submit_publisher = StatusPublisher(events, SqsOutbox(sqs, outbox), bus_name=bus, source=SOURCE_SUBMIT)
-    submit_handler = Submitter(
-        SubmitDeps(events=events, publisher=submit_publisher, settings=submit_settings)
-    )
+    submit_handler = Submitter(SubmitDeps(events=events, publisher=submit_publisher, settings=settings))
     answer = submit.handle(
         post({"model": MODEL, "input": {"prompt": "a rabbit"}}), lambda_context(), submit_handler
     )
@@ -142,7 +132,7 @@ def test_submit_to_completed_item(local_aws: dict[str, str], jobs_table: str, dd
 
     # ... and the projector folds what the bus delivered to ProjectorQueue
     records = receive_all(sqs, projector_queue)
-    store = JobStore(ddb, jobs_table, Settings().job_ttl_days)
+    store = JobStore(ddb, jobs_table, Settings.from_env().job_ttl_days)
     deps = projector.ProjectorDeps(store=store, ttl_days=30)
     assert projector.handle({"Records": records}, None, deps) == {"batchItemFailures": []}
 

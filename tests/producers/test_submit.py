@@ -14,10 +14,10 @@ import pytest
 
 from producers.publishing.publisher import StatusPublisher
 from producers.publishing.putevents import Backoff
+from producers.settings import ProducerSettings
 from producers.submit import handler as submit
 from producers.submit.handler import handle
 from producers.submit.keys import JobKeys
-from producers.submit.settings import SubmitSettings
 from producers.submit.submitter import SubmitDeps, Submitter
 from tests.producers.fakes import FakeEvents, FakeMetrics, FakeOutbox, lambda_context, throttled
 
@@ -36,7 +36,7 @@ def make(
     now: Any = None,
     **settings: Any,
 ):
-    config = SubmitSettings(
+    config = ProducerSettings(
         event_bus_name="jobs-test", submit_publish_seconds=0.05, status_flush_seconds=0.05, **settings
     )
     publisher = StatusPublisher(

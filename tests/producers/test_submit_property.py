@@ -21,9 +21,9 @@ from jobstatus.storable import unstorable_reason
 from producers.publishing.outbox import SqsOutbox
 from producers.publishing.publisher import StatusPublisher
 from producers.publishing.putevents import Backoff
+from producers.settings import ProducerSettings
 from producers.submit.handler import handle
 from producers.submit.keys import JobKeys
-from producers.submit.settings import SubmitSettings
 from producers.submit.submitter import SubmitDeps, Submitter
 from tests.examples import examples
 from tests.producers.fakes import lambda_context
@@ -73,7 +73,7 @@ def world() -> Iterator[tuple[RecordingEvents, Submitter]]:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         create_table(ddb)
         events = RecordingEvents(client)
-        config = SubmitSettings(
+        config = ProducerSettings(
             event_bus_name=BUS,
             model_allow_list=MODEL,
             submit_publish_seconds=0.5,
