@@ -56,10 +56,11 @@ run: setup
 
 bench: setup
 	$(BIN)/python -m bench.projector
-	$(BIN)/python -m bench.coldstart
+	$(BIN)/python -m bench.coldstart --compiled --submit-steps 7
 	$(BIN)/python -m bench.producers
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.local_engines
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.restore
 

@@ -1,9 +1,9 @@
 """GetJobFn's settings: a typed, frozen model read once from the environment (DESIGN §5).
 
-Not the shared pydantic-settings `jobstatus.settings.Settings`: pydantic and pydantic-settings
-cost this function's cold start about 77 ms (bench/api.py), more than a third of the margin it
-has over boto3's own import. The same variables, names, defaults and rules, checked here by
-hand, with the defaults of `jobstatus.contract`.
+Not the shared pydantic model `jobstatus.settings.Settings`: pydantic (with pydantic-settings,
+which that model no longer uses) cost this function's cold start about 77 ms (bench/api.py),
+more than a third of the margin it has over boto3's own import. The same variables, names,
+defaults and rules, checked here by hand, with the defaults of `jobstatus.contract`.
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ LEFT_OUT: Final = (
     ("import boto3 (for boto3.client)", "import boto3"),
     ("jobstatus.codec (imports boto3)", "import jobstatus.codec"),
     (
-        "pydantic-settings (jobstatus.settings.Settings())",
-        "import jobstatus.settings; jobstatus.settings.Settings()",
+        "pydantic + the shared settings model (jobstatus.settings.Settings.from_env())",
+        "import jobstatus.settings; jobstatus.settings.Settings.from_env()",
     ),
     ("jobstatus.events (pydantic models)", "import jobstatus.events"),
     (
@@ -124,9 +124,9 @@ class Timing:
     cpu: float
 
 
-def _run(code: str, env: dict[str, str]) -> tuple[float, float]:
+def _run(code: str, env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float]:
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -135,8 +135,8 @@ def _run(code: str, env: dict[str, str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def cold_init(commands: dict[str, str], runs: int) -> dict[str, Timing]:
-    """Median wall and CPU seconds of each command in fresh interpreters, interleaved.
+def cold_init(commands: dict[str, str], runs: int, cwd: Path = ROOT) -> dict[str, Timing]:
+    """Median wall and CPU seconds of each command in fresh interpreters (run in `cwd`), interleaved.
 
     Every command runs once per round; the order rotates each round, so no command always runs
     first or right after another; one warm-up round (page cache) is discarded.
@@ -148,7 +148,7 @@ def cold_init(commands: dict[str, str], runs: int) -> dict[str, Timing]:
     for round_ in range(-1, runs):
         shift = max(round_, 0) % len(names)
         for name in names[shift:] + names[:shift]:
-            wall, cpu = _run(commands[name], env)
+            wall, cpu = _run(commands[name], env, cwd)
             if round_ >= 0:
                 walls[name].append(wall)
                 cpus[name].append(cpu)

@@ -1,6 +1,6 @@
 """Benchmark: the cold init of GetJobFn, SubmitJobFn and ProjectorFn against boto3's floor, one run.
 
-    .venv/bin/python -m bench.coldstart [--runs 9]
+    .venv/bin/python -m bench.coldstart [--runs 9] [--submit-steps 7] [--compiled]
 
 Each command runs in a fresh interpreter (`python -c`), all interleaved round by round with the
 floor `import boto3; boto3.client("dynamodb")`, the order rotating each round after one discarded
@@ -14,15 +14,27 @@ A cold POST waits for SubmitJobFn's init and its first request: the row "+ first
 keyed submission (four requests, to a loopback endpoint answering every DynamoDB and EventBridge
 request at once: `bench.common.null_aws`), and `--submit-steps N` prints what each layer of its
 path adds, cumulatively, N runs each.
+
+Our own modules are imported as the checkout holds them: from source when it has no
+`__pycache__` (as here, where `PYTHONDONTWRITEBYTECODE` is set). A Lambda zip built by
+`make build-*` ships them byte-compiled; `--compiled` runs every command in a byte-compiled
+copy of the packages instead, as Lambda imports them.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import contextlib
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Final
 
 from bench.api import FLOOR, ROOT, TARGET_RATIO, Timing, cold_init
@@ -64,11 +76,15 @@ FIRST_POST: Final = (
 )
 # SubmitJobFn's path layer by layer, each on top of the floor and the layers before it.
 SUBMIT_STEPS: Final = (
+    ("+ pydantic (BaseModel, Field)", "from pydantic import BaseModel, Field"),
     (
-        "+ contract models (jobstatus.events, jobstatus.requests; pydantic)",
+        "+ contract models (jobstatus.events, jobstatus.requests)",
         "import jobstatus.events, jobstatus.requests",
     ),
-    ("+ ProducerSettings() (pydantic-settings)", "import producers.settings as s; s.ProducerSettings()"),
+    (
+        "+ ProducerSettings.from_env() (a plain pydantic model)",
+        "import producers.settings as s; s.ProducerSettings.from_env()",
+    ),
     (
         "+ Powertools Logger, Metrics, APIGatewayRestResolver",
         "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics(); "
@@ -86,13 +102,13 @@ def with_endpoint(code: str, endpoint: str) -> str:
     return f"import os; os.environ['AWS_ENDPOINT_URL'] = {endpoint!r}; {code}"
 
 
-def submit_steps(runs: int, endpoint: str) -> None:
+def submit_steps(runs: int, endpoint: str, cwd: Path = ROOT) -> None:
     """Print what each layer of SubmitJobFn's cold POST adds (cumulative commands, interleaved)."""
     steps, code = {"floor": FLOOR}, FLOOR
     for name, step in SUBMIT_STEPS:
         code = f"{code}; {step}"
         steps[name] = with_endpoint(code, endpoint)
-    medians = cold_init(steps, runs)
+    medians = cold_init(steps, runs, cwd)
     floor, rows, before = medians["floor"], [], medians["floor"]
     for name, timing in medians.items():
         rows.append(
@@ -112,13 +128,70 @@ def submit_steps(runs: int, endpoint: str) -> None:
         ["on top of the floor", "wall s", "x floor", "adds ms", "cpu s", "x floor", "adds ms"],
         rows,
     )
+    submit_layers(runs, endpoint, cwd)
 
 
-def submit_module() -> str:
+def submit_layers(runs: int, endpoint: str, cwd: Path = ROOT) -> None:
+    """Print each layer's own CPU, timed between marks inside one fresh interpreter per run.
+
+    The cumulative commands above difference two medians of whole processes (each with its own
+    start and exit), so on a busy machine a layer can come out negative; a mark after each layer
+    in one process times the layer itself. The floor's row is from the process's start (CPU time
+    counts the interpreter's start-up); no row has the exit, which Lambda does not wait for.
+    """
+    program = "import json, time; marks = []\n"
+    for name, step in (("floor", FLOOR), *SUBMIT_STEPS):
+        program += f"{step}\nmarks.append(({name!r}, time.process_time(), time.perf_counter()))\n"
+    program += "print(json.dumps(marks))\n"
+    cpu: dict[str, list[float]] = {}
+    for round_ in range(-1, runs):  # one warm-up round (page cache), discarded
+        result = subprocess.run(
+            [sys.executable, "-c", with_endpoint(program, endpoint)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"the layer program failed: {result.stderr[-2000:]}")
+        before = 0.0
+        for name, cpu_seconds, _ in json.loads(result.stdout.splitlines()[-1]):
+            if round_ >= 0:
+                cpu.setdefault(name, []).append(cpu_seconds - before)
+            before = cpu_seconds
+    own = {name: statistics.median(values) for name, values in cpu.items()}
+    floor, total, rows = own["floor"], 0.0, []
+    for name, seconds in own.items():
+        total += seconds
+        rows.append([name, f"{seconds * 1000:.1f}", f"{seconds / floor:.2f}", f"{total / floor:.2f}"])
+    print_table(
+        f"SubmitJobFn's cold POST, each layer's own CPU (marks in one interpreter, median of {runs}; "
+        "exit excluded)",
+        ["layer", "cpu ms", "x floor", "cumulative x floor"],
+        rows,
+    )
+
+
+@contextlib.contextmanager
+def compiled_packages() -> Iterator[Path]:
+    """A byte-compiled copy of this checkout's packages (every one but `tests`), as a Lambda zip has."""
+    with tempfile.TemporaryDirectory(prefix="coldstart-") as directory:
+        copy = Path(directory)
+        for package in sorted(ROOT.iterdir()):
+            if (package / "__init__.py").is_file() and package.name != "tests":
+                ignore = shutil.ignore_patterns("__pycache__", "node_modules")
+                shutil.copytree(package, copy / package.name, ignore=ignore)
+        if not compileall.compile_dir(copy, quiet=1):
+            raise SystemExit(f"byte-compiling the packages in {copy} failed")
+        yield copy
+
+
+def submit_module(cwd: Path = ROOT) -> str:
     """SubmitJobFn's handler module in this checkout."""
     for name in ("producers.submit.handler", "producers.submit"):
         probe = subprocess.run(
-            [sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, env=_env(), check=False
+            [sys.executable, "-c", f"import {name}"], cwd=cwd, capture_output=True, env=_env(), check=False
         )
         if probe.returncode == 0:
             return name
@@ -129,9 +202,9 @@ def _env() -> dict[str, str]:
     return {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def commands(endpoint: str | None = None) -> dict[str, str]:
+def commands(endpoint: str | None = None, cwd: Path = ROOT) -> dict[str, str]:
     """The floor and each function's cold init (and, given an endpoint, SubmitJobFn's first POST)."""
-    submit = submit_module()
+    submit = submit_module(cwd)
     named = {
         "floor": FLOOR,
         "GetJobFn": "import api.handler as h; h.dependencies()",
@@ -143,11 +216,11 @@ def commands(endpoint: str | None = None) -> dict[str, str]:
     return named
 
 
-def costliest(code: str, count: int = 6) -> list[tuple[str, float]]:
+def costliest(code: str, count: int = 6, cwd: Path = ROOT) -> list[tuple[str, float]]:
     """The imports that cost most (cumulative ms, `python -X importtime`), a level below the handler."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         env=_env(),
@@ -173,15 +246,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--submit-steps", type=int, default=0, help="runs of SubmitJobFn's layer table (0: none)"
     )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="import our packages from a byte-compiled copy, as a Lambda zip ships them "
+        "(default: as checked out)",
+    )
     args = parser.parse_args(argv)
     fake_aws_environment()
     os.environ.update(ENV)
     load = os.getloadavg()[0]
-    with null_aws() as endpoint:
-        named = commands(endpoint)
-        medians: dict[str, Timing] = cold_init(named, max(args.runs, 3))
+    with contextlib.ExitStack() as stack:
+        cwd = stack.enter_context(compiled_packages()) if args.compiled else ROOT
+        endpoint = stack.enter_context(null_aws())
+        named = commands(endpoint, cwd)
+        medians: dict[str, Timing] = cold_init(named, max(args.runs, 3), cwd)
         if args.submit_steps:
-            submit_steps(max(args.submit_steps, 3), endpoint)
+            submit_steps(max(args.submit_steps, 3), endpoint, cwd)
+        costs = {
+            name: costliest(code, cwd=cwd)
+            for name, code in named.items()
+            if name != "floor" and "first POST" not in name
+        }
     floor = medians["floor"]
     rows = []
     for name, timing in medians.items():
@@ -198,20 +284,18 @@ def main(argv: list[str] | None = None) -> int:
                 else f"{verdict(wall <= TARGET_RATIO)} / {verdict(cpu <= TARGET_RATIO)}",
             ]
         )
+    source = "byte-compiled" if args.compiled else "as checked out"
     print_table(
         f"Cold init (import + dependencies(), fresh interpreters, median of {max(args.runs, 3)} interleaved; "
-        f"load average {load:.1f} at start; target <= {TARGET_RATIO}x floor)",
+        f"our packages {source}; load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
+        f"target <= {TARGET_RATIO}x floor)",
         ["function", "wall s", "x floor", "cpu s", "x floor", "target wall / cpu"],
         rows,
     )
     print_table(
         "What costs most on each path (python -X importtime, cumulative ms, one run)",
         ["function", "imports (ms)"],
-        [
-            [name, ", ".join(f"{module} {ms:.0f}" for module, ms in costliest(code))]
-            for name, code in named.items()
-            if name != "floor" and "first POST" not in name
-        ],
+        [[name, ", ".join(f"{module} {ms:.0f}" for module, ms in cost)] for name, cost in costs.items()],
     )
     return 0
 

@@ -116,6 +116,9 @@ class MotoServer:
         """Start it and wait until it answers; `EngineError` when it does not."""
         from moto.server import ThreadedMotoServer
 
+        from local.moto_tuning import install
+
+        install()  # the same answers, without moto's per-request overheads (see local.moto_tuning)
         # werkzeug logs every request moto serves; the caller's own output is enough.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -152,8 +155,9 @@ class MotoServer:
 class MotoProcess:
     """moto server in a process of its own on 127.0.0.1, for DynamoDB in the local stack.
 
-    Its own process keeps moto's CPU-heavy expression handling (tens of ms per conditional
-    UpdateItem) off the stack's interpreter lock, and it serves one request at a time (see
+    Its own process keeps moto's CPU-heavy expression handling (about 9 ms of CPU per conditional
+    UpdateItem on a shared 2-core machine, `python -m bench.local_engines`) off the stack's
+    interpreter lock, and it serves one request at a time (see
     `serve_moto`). It reads its stdin until end of file, so it exits with the stack even after
     a `kill -9`, when the pipe closes.
     """
@@ -222,6 +226,9 @@ def serve_moto(port: int) -> int:
     )
     from werkzeug.serving import make_server
 
+    from local.moto_tuning import install
+
+    install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)

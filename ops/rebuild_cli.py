@@ -137,7 +137,7 @@ def rebuild_by_replay(args: argparse.Namespace, console: Console) -> int:
 
     from jobstatus.settings import Settings
 
-    stage = args.stage or Settings().stage
+    stage = args.stage or Settings.from_env().stage
     session = boto3.session.Session(region_name=args.region)
     replays = Replays(session.client("events"))
     if args.attach:
@@ -325,7 +325,7 @@ def rebuild_from_file(args: argparse.Namespace, console: Console) -> int:
     path: Path = args.from_file
     if not path.is_file():
         raise RebuildError(f"{path}: no such file")
-    settings = Settings()
+    settings = Settings.from_env()
     table = args.table
     if table is None and "jobs_table_name" in settings.model_fields_set:
         table = settings.jobs_table_name

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
 
 from jobstatus.commalist import comma_list
 from jobstatus.settings import Settings
@@ -21,7 +18,7 @@ class ProducerSettings(Settings):
     # FalInvokerFn deletes the records of finished jobs itself, after its post-response flush.
     invoker_queue_url: str = ""
     idempotency_table_name: str = "jobs-dev-idempotency"
-    model_allow_list: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MODELS
+    model_allow_list: tuple[str, ...] = DEFAULT_MODELS
     fal_key: SecretStr | None = None
     fal_key_secret_arn: str | None = None
     # How long a handler may wait, at its end, for status events still being sent; after it

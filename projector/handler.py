@@ -84,7 +84,7 @@ class _Envelope(BaseModel):
 @dataclass(frozen=True, slots=True)
 class ProjectorSettings:
     """ProjectorFn's settings, read once from the environment (DESIGN §5), with
-    `jobstatus.settings.Settings`'s names, defaults and bounds, without pydantic-settings on the
+    `jobstatus.settings.Settings`'s names, defaults and bounds, without pydantic on the
     cold start (tests/core/test_concurrent_writes.py checks they agree)."""
 
     jobs_table_name: str = DEFAULT_JOBS_TABLE_NAME

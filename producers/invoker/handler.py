@@ -141,7 +141,7 @@ def use_fal_gateway(gateway: FalGateway | None) -> None:
 @functools.cache
 def dependencies() -> Invoker:
     """The invoker for Lambda, built once per cold start (lazily, so tests can set env first)."""
-    settings = ProducerSettings()
+    settings = ProducerSettings.from_env()
     return build_invoker(_fal.gateway or FalClientGateway(lambda: fal_key(settings)), settings)
 
 

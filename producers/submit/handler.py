@@ -158,7 +158,7 @@ def dependencies() -> Submitter:
 
     from producers.aws import events_client, fast_fail, sqs_client
 
-    settings = ProducerSettings()
+    settings = ProducerSettings.from_env()
     events = events_client(fast_fail(settings))
     keys = JobKeys(
         boto3.client("dynamodb", config=KEY_STORE_CONFIG),

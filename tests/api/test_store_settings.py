@@ -174,7 +174,7 @@ def test_settings_agree_with_the_shared_settings_model(env, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    ours, shared = ApiSettings.from_env(), Settings()
+    ours, shared = ApiSettings.from_env(), Settings.from_env()
     assert (ours.stage, ours.jobs_table_name, ours.job_ttl_days, ours.allowed_origins) == (
         shared.stage,
         shared.jobs_table_name,

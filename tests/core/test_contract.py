@@ -37,7 +37,7 @@ def test_the_event_model_and_every_settings_model_carry_the_contract():
         ("FAILED", 3),
     ]
     assert {Status.COMPLETED, Status.FAILED} == TERMINAL
-    shared, ours = Settings(_env_file=None), ApiSettings.from_env({})
+    shared, ours = Settings.from_env({}), ApiSettings.from_env({})
     assert (shared.stage, shared.jobs_table_name, shared.job_ttl_days, shared.allowed_origins) == (
         "dev",
         "Jobs-dev",

@@ -17,11 +17,19 @@ def options(config: Config) -> tuple[object, object, object]:
 
 
 def test_the_defaults_are_aws_fast_fail() -> None:
-    assert options(fast_fail(ProducerSettings())) == (0.2, 0.5, {"total_max_attempts": 1, "mode": "standard"})
+    assert options(fast_fail(ProducerSettings.from_env())) == (
+        0.2,
+        0.5,
+        {"total_max_attempts": 1, "mode": "standard"},
+    )
 
 
 def test_the_timeouts_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUBLISH_CONNECT_TIMEOUT_SECONDS", "2")
     monkeypatch.setenv("PUBLISH_READ_TIMEOUT_SECONDS", "5")
-    assert options(fast_fail(ProducerSettings())) == (2, 5, {"total_max_attempts": 1, "mode": "standard"})
+    assert options(fast_fail(ProducerSettings.from_env())) == (
+        2,
+        5,
+        {"total_max_attempts": 1, "mode": "standard"},
+    )
     assert options(FAST_FAIL) == (0.2, 0.5, {"total_max_attempts": 1, "mode": "standard"})

@@ -354,7 +354,7 @@ def test_trim_result_keeps_small_fields_and_names_the_dropped_ones() -> None:
 
 def test_fal_key_comes_from_the_environment_or_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fal_key(ProducerSettings(fal_key="k1")) == "k1"
-    assert fal_key(ProducerSettings()) is None
+    assert fal_key(ProducerSettings.from_env()) is None
     with mock_aws():
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
         arn = secrets.create_secret(Name="fal", SecretString=json.dumps({"FAL_KEY": "k2"}))["ARN"]

@@ -132,7 +132,7 @@ def test_submit_to_completed_item(local_aws: dict[str, str], jobs_table: str, dd
 
     # ... and the projector folds what the bus delivered to ProjectorQueue
     records = receive_all(sqs, projector_queue)
-    store = JobStore(ddb, jobs_table, Settings().job_ttl_days)
+    store = JobStore(ddb, jobs_table, Settings.from_env().job_ttl_days)
     deps = projector.ProjectorDeps(store=store, ttl_days=30)
     assert projector.handle({"Records": records}, None, deps) == {"batchItemFailures": []}
 

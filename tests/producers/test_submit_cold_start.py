@@ -28,8 +28,12 @@ ENTRY: Entry = {
 
 # What SubmitJobFn's cold POST does without (bench/coldstart.py --submit-steps prints what its
 # path costs): Tracer's X-Ray SDK, Powertools' parser, validation and OpenAPI models (request
-# validation), the idempotency serializers for pydantic and dataclass results, and the tooling.
+# validation), the idempotency serializers for pydantic and dataclass results, pydantic-settings
+# (settings are plain models, `jobstatus.settings`; the tests' OpenAPI checker still installs it)
+# and the tooling.
 KEPT_OUT = (
+    "pydantic_settings",
+    "dotenv",
     "aws_xray_sdk",
     "aws_lambda_powertools.utilities.parser",
     "aws_lambda_powertools.utilities.validation",
