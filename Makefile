@@ -56,6 +56,7 @@ run: setup
 
 bench: setup
 	$(BIN)/python -m bench.projector
+	$(BIN)/python -m bench.projector_cpu --freeze
 	$(BIN)/python -m bench.coldstart --compiled --submit-steps 7
 	$(BIN)/python -m bench.producers
 	$(BIN)/python -m bench.api
