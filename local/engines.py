@@ -164,8 +164,9 @@ class MotoProcess:
 
     name: Final = "moto"
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, dynamodb_tuned: bool = True):
         self.port = port or free_port()
+        self._dynamodb_tuned = dynamodb_tuned  # False: moto's DynamoDB as shipped (for the bench)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -176,6 +177,8 @@ class MotoProcess:
     def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Start the process and wait until it answers; `EngineError` (one line) when it does not."""
         command = [sys.executable, "-m", "local.engines", "serve-moto", str(self.port)]
+        if not self._dynamodb_tuned:
+            command.append(DYNAMODB_AS_SHIPPED)
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -209,7 +212,10 @@ class MotoProcess:
         self.stop()
 
 
-def serve_moto(port: int) -> int:
+DYNAMODB_AS_SHIPPED: Final = "--dynamodb-as-shipped"
+
+
+def serve_moto(port: int, dynamodb_tuned: bool = True) -> int:
     """Run moto server on 127.0.0.1:`port`, one request at a time, until stdin ends (`MotoProcess`'s child).
 
     One request at a time: moto's DynamoDB has no locks, so two threads running conditional
@@ -228,7 +234,7 @@ def serve_moto(port: int) -> int:
 
     from local.moto_tuning import install
 
-    install()
+    install(dynamodb=dynamodb_tuned)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)
@@ -389,8 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     Without npm it says so and exits 0: the dynalite tests are then skipped with that reason.
     """
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and args[0] == "serve-moto" and args[1].isdigit():
-        return serve_moto(int(args[1]))
+    shipped = [DYNAMODB_AS_SHIPPED]
+    if args[:1] == ["serve-moto"] and len(args) in (2, 3) and args[1].isdigit() and args[2:] in ([], shipped):
+        return serve_moto(int(args[1]), dynamodb_tuned=args[2:] != shipped)
     if not args or args[0] != "fetch-dynalite" or set(args[1:]) - {"--quiet"}:
         print("usage: python -m local.engines fetch-dynalite [--quiet]", file=sys.stderr)
         return 2
