@@ -265,9 +265,11 @@ def _copy_tree(node: Any, parent: Any) -> Any:
     if type(node) in (str, int):
         return node
     copied = object.__new__(type(node))
-    copied.type = node.type
+    copied.type = node.type  # the attributes in `Node.__init__`'s order, as the copy's __dict__ has them
+    copied.children = None
     copied.parent = parent
-    copied.children = None if node.children is None else [_copy_tree(c, copied) for c in node.children]
+    if node.children is not None:
+        copied.children = [_copy_tree(c, copied) for c in node.children]
     return copied
 
 

@@ -452,3 +452,36 @@ def test_the_same_filter_and_condition_texts_judge_each_requests_own_values(dyna
     assert refused["Error"]["Code"] == "ConditionalCheckFailedException"
     delete_if("a", "QUEUED")
     assert matching("PROCESSING") == ["c"]
+
+
+def test_the_validators_copy_of_a_parsed_update_expression_is_what_deepcopy_makes() -> None:
+    import copy
+    import importlib
+
+    # moto's parsing modules are untyped (`# type: ignore` at their top): reached as Any.
+    validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+    Node: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes").Node
+    UpdateExpressionParser: Any = importlib.import_module(
+        "moto.dynamodb.parsing.expressions"
+    ).UpdateExpressionParser
+
+    moto_tuning.install()
+    text = "SET #a = :a, #b = if_not_exists(#b, :b), c.d[1] = list_append(c, :l), n = n + :one"
+    tree = UpdateExpressionParser.make(text + " ADD s :s DELETE x :x REMOVE #r, q[2]")
+
+    def shape(node: Any, parent: Any) -> Any:
+        # Everything a copy holds, with each node's parent checked to be the node holding it.
+        if not isinstance(node, Node):
+            return (type(node), node)
+        assert node.parent is parent
+        children = None if node.children is None else [shape(child, node) for child in node.children]
+        return (type(node), list(vars(node)), node.type, children)
+
+    copied, expected = validators.deepcopy(tree), copy.deepcopy(tree)
+
+    assert shape(copied, None) == shape(expected, None) == shape(tree, None)
+    assert copied is not tree
+    assert (
+        UpdateExpressionParser.make(text + " ADD s :s DELETE x :x REMOVE #r, q[2]").children[0]
+        is not copied.children[0]
+    )
