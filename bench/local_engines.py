@@ -9,7 +9,8 @@
   each with `--depths` messages already in the queue (the projector's backlog).
 - the DynamoDB moto process of the local stack (`MotoProcess`, one request at a time): ProjectorFn's
   conditional UpdateItems (`JobStore.write`) from `--writers` threads; writes/s, and the server's
-  CPU per write (its /proc times).
+  CPU per write (its /proc times); with moto's DynamoDB as shipped and with `local.moto_tuning`'s
+  DynamoDB pieces, twice each, interleaved.
 
 Timings are best-of-3 medians on a shared machine: compare the rows of one run.
 """
@@ -123,8 +124,12 @@ def _process_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def dynamodb_writes(writes: int, writers: int) -> tuple[float, float | None]:
-    """ProjectorFn's UpdateItems on the local stack's DynamoDB moto process: writes/s, server CPU ms/write."""
+def dynamodb_writes(writes: int, writers: int, tuned: bool = True) -> tuple[float, float | None]:
+    """ProjectorFn's UpdateItems on the local stack's DynamoDB moto process: writes/s, server CPU ms/write.
+
+    `tuned=False`: that process with moto's DynamoDB as shipped (`local.moto_tuning`'s EventBridge
+    and SQS pieces still installed, as before they had DynamoDB ones).
+    """
     import boto3
     from botocore.config import Config
 
@@ -137,7 +142,7 @@ def dynamodb_writes(writes: int, writers: int) -> tuple[float, float | None]:
 
     fake_aws_environment()
     template = Template.read(Stage="bench", CreateRestApi="true", CognitoUserPoolArn="arn:aws:cognito-idp:x")
-    with MotoProcess() as moto:
+    with MotoProcess(dynamodb_tuned=tuned) as moto:
         client = boto3.client("dynamodb", endpoint_url=moto.endpoint, config=Config(max_pool_connections=32))
         store = JobStore(client, create_tables(template, client)["JobsTable"], 30)
         jobs = [str(uuid.uuid4()) for _ in range(200)]
@@ -206,11 +211,22 @@ def main(argv: list[str] | None = None) -> None:
         ["operation", "queue depth", "moto as shipped", "local.moto_tuning", "ratio"],
         rows,
     )
-    per_second, server = dynamodb_writes(args.writes, args.writers)
+    rows = []
+    for dynamodb_tuned in (False, True, False, True):  # interleaved: the machine's load moves
+        per_second, server = dynamodb_writes(args.writes, args.writers, dynamodb_tuned)
+        rows.append(
+            [
+                "local.moto_tuning" if dynamodb_tuned else "moto as shipped",
+                args.writers,
+                args.writes,
+                f"{per_second:.0f}",
+                "n/a" if server is None else f"{server:.2f}",
+            ]
+        )
     print_table(
         "The local stack's DynamoDB moto process: ProjectorFn's conditional UpdateItems",
-        ["writers", "writes", "writes/s", "server CPU per write ms"],
-        [[args.writers, args.writes, f"{per_second:.0f}", "n/a" if server is None else f"{server:.2f}"]],
+        ["DynamoDB", "writers", "writes", "writes/s", "server CPU per write ms"],
+        rows,
     )
     print(f"load average {os.getloadavg()[0]:.2f}")
 

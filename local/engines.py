@@ -155,8 +155,9 @@ class MotoServer:
 class MotoProcess:
     """moto server in a process of its own on 127.0.0.1, for DynamoDB in the local stack.
 
-    Its own process keeps moto's CPU-heavy expression handling (about 9 ms of CPU per conditional
-    UpdateItem on a shared 2-core machine, `python -m bench.local_engines`) off the stack's
+    Its own process keeps moto's CPU-heavy expression handling (about 4 ms of CPU per conditional
+    UpdateItem with `local.moto_tuning`, 7.6 ms without, on a shared 2-core machine,
+    `python -m bench.local_engines`) off the stack's
     interpreter lock, and it serves one request at a time (see
     `serve_moto`). It reads its stdin until end of file, so it exits with the stack even after
     a `kill -9`, when the pipe closes.
@@ -164,8 +165,9 @@ class MotoProcess:
 
     name: Final = "moto"
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, dynamodb_tuned: bool = True):
         self.port = port or free_port()
+        self._dynamodb_tuned = dynamodb_tuned  # False: moto's DynamoDB as shipped (for the bench)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -176,6 +178,8 @@ class MotoProcess:
     def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Start the process and wait until it answers; `EngineError` (one line) when it does not."""
         command = [sys.executable, "-m", "local.engines", "serve-moto", str(self.port)]
+        if not self._dynamodb_tuned:
+            command.append(DYNAMODB_AS_SHIPPED)
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -209,7 +213,10 @@ class MotoProcess:
         self.stop()
 
 
-def serve_moto(port: int) -> int:
+DYNAMODB_AS_SHIPPED: Final = "--dynamodb-as-shipped"
+
+
+def serve_moto(port: int, dynamodb_tuned: bool = True) -> int:
     """Run moto server on 127.0.0.1:`port`, one request at a time, until stdin ends (`MotoProcess`'s child).
 
     One request at a time: moto's DynamoDB has no locks, so two threads running conditional
@@ -228,7 +235,7 @@ def serve_moto(port: int) -> int:
 
     from local.moto_tuning import install
 
-    install()
+    install(dynamodb=dynamodb_tuned)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)
@@ -389,8 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     Without npm it says so and exits 0: the dynalite tests are then skipped with that reason.
     """
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and args[0] == "serve-moto" and args[1].isdigit():
-        return serve_moto(int(args[1]))
+    shipped = [DYNAMODB_AS_SHIPPED]
+    if args[:1] == ["serve-moto"] and len(args) in (2, 3) and args[1].isdigit() and args[2:] in ([], shipped):
+        return serve_moto(int(args[1]), dynamodb_tuned=args[2:] != shipped)
     if not args or args[0] != "fetch-dynalite" or set(args[1:]) - {"--quiet"}:
         print("usage: python -m local.engines fetch-dynalite [--quiet]", file=sys.stderr)
         return 2
