@@ -71,20 +71,20 @@ def install(*, dynamodb: bool = True) -> None:
         _once("moto.sqs.models", "unix_time", _fast_unix_time)
         _once("moto.sqs.models", "unix_time_millis", _fast_unix_time_millis)
         sqs = importlib.import_module("moto.sqs.models")
-        _once_method(sqs.SQSBackend, "is_message_valid_based_on_retention_period", _retention_from_queue)
-        _once_property(sqs.Queue, "messages", _visible_now)
-        _once_property(sqs.Queue, "approximate_number_of_messages_delayed", _delayed_now)
-        _once_property(sqs.Queue, "approximate_number_of_messages_not_visible", _not_visible_now)
+        _once(sqs.SQSBackend, "is_message_valid_based_on_retention_period", _retention_from_queue)
+        _once(sqs.Queue, "messages", _visible_now, property)
+        _once(sqs.Queue, "approximate_number_of_messages_delayed", _delayed_now, property)
+        _once(sqs.Queue, "approximate_number_of_messages_not_visible", _not_visible_now, property)
         if not dynamodb:
             return
         expressions = importlib.import_module("moto.dynamodb.parsing.expressions")
-        _once_classmethod(expressions.UpdateExpressionParser, "make", _update_expression_parsed_once)
+        _once(expressions.UpdateExpressionParser, "make", _update_expression_parsed_once, classmethod)
         validators = importlib.import_module("moto.dynamodb.parsing.validators")
         _once(validators.__name__, "deepcopy", _trees_copied_directly)
-        _once_method(validators.UpdateExpressionValidator, "__init__", _validator_knows_its_source)
-        _once_method(validators.UpdateExpressionValidator, "validate", _structure_checked_once)
+        _once(validators.UpdateExpressionValidator, "__init__", _validator_knows_its_source)
+        _once(validators.UpdateExpressionValidator, "validate", _structure_checked_once)
         comparisons = importlib.import_module("moto.dynamodb.comparisons")
-        _once_method(comparisons.ConditionExpressionParser, "parse", _condition_parsed_once_per_request)
+        _once(comparisons.ConditionExpressionParser, "parse", _condition_parsed_once_per_request)
 
 
 def installed() -> bool:
@@ -92,41 +92,20 @@ def installed() -> bool:
     return bool(getattr(importlib.import_module("jsonpath_ng.ext").parse, MARK, False))
 
 
-def _once(module_name: str, name: str, make: Callable[[Any], Any]) -> None:
-    module = importlib.import_module(module_name)
-    original = getattr(module, name)
+def _once(owner: Any, name: str, make: Callable[[Any], Any], wrap: Any = None) -> None:
+    """Put `make(original)` in place of `owner.name` (a module, by name or itself, or a class),
+    once; `wrap` (`classmethod`, `property`) for a descriptor, whose function `make` is given."""
+    if isinstance(owner, str):
+        owner = importlib.import_module(owner)
+    attribute = getattr(owner, name)
+    original = (
+        attribute.__func__ if wrap is classmethod else attribute.fget if wrap is property else attribute
+    )
     if getattr(original, MARK, False):
         return
     replacement = make(original)
     setattr(replacement, MARK, True)
-    setattr(module, name, replacement)
-
-
-def _once_method(owner: type, name: str, make: Callable[[Any], Any]) -> None:
-    original = getattr(owner, name)
-    if getattr(original, MARK, False):
-        return
-    replacement = make(original)
-    setattr(replacement, MARK, True)
-    setattr(owner, name, replacement)
-
-
-def _once_classmethod(owner: type, name: str, make: Callable[[Any], Any]) -> None:
-    original = owner.__dict__[name].__func__
-    if getattr(original, MARK, False):
-        return
-    replacement = make(original)
-    setattr(replacement, MARK, True)
-    setattr(owner, name, classmethod(replacement))
-
-
-def _once_property(owner: type, name: str, make: Callable[[Any], Any]) -> None:
-    original = getattr(owner, name)
-    if getattr(original.fget, MARK, False):
-        return
-    replacement = make(original.fget)
-    setattr(replacement, MARK, True)
-    setattr(owner, name, property(replacement))
+    setattr(owner, name, replacement if wrap is None else wrap(replacement))
 
 
 def _cached_parse(original: Callable[..., Any]) -> Callable[..., Any]:

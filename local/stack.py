@@ -267,7 +267,11 @@ class LocalStack:
         self.http = HttpServer(gateway, self.config.port)
         self._start_live(self.http)
         self.http.start()
-        (self.data_dir / STACK_FILE).write_text(json.dumps(self.describe(), indent=2) + "\n")
+        # Whole or absent, never half-written: the command line and the tests read it as soon
+        # as it exists (a reader once found it empty).
+        written = self.data_dir / f"{STACK_FILE}.tmp"
+        written.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        os.replace(written, self.data_dir / STACK_FILE)
 
     def stop(self) -> None:
         """Stop everything that runs, newest first; keep the archive and waiting messages."""
