@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from jobstatus.events import JobStatusChanged
+    from projector.store import JobStore
 
 TARGET_FLOOR_SHARE: Final = 0.35  # batch wall <= this x (writes x RTT) at the modelled RTT
 TARGET_P99_MS: Final = 120.0
@@ -360,11 +361,24 @@ def _best_us(work: Callable[[], Any], count: int, rounds: int = 5) -> float:
     return best * 1e6 / count
 
 
+def capturing_store() -> tuple[JobStore, list[dict[str, Any]]]:
+    """A JobStore whose client keeps each UpdateItem request it is given (and answers nothing)."""
+    from projector.store import JobStore
+
+    requests: list[dict[str, Any]] = []
+
+    class Capture:
+        def update_item(self, **request: Any) -> dict[str, Any]:
+            requests.append(request)
+            return {}
+
+    return JobStore(cast("DynamoDBClient", Capture()), "Jobs-bench", TTL_DAYS), requests
+
+
 def cpu_parts(batches: Sequence[dict[str, Any]], endpoint: str) -> CpuParts:
     """The three parts of a batch's CPU, each alone, on one thread (the null engine at RTT 0)."""
     from projector.fold import coalesce
     from projector.handler import parse_record
-    from projector.store import JobStore
 
     records = [r for batch in batches for r in batch["Records"]]
     events = [parse_record(r) for r in records]
@@ -373,14 +387,7 @@ def cpu_parts(batches: Sequence[dict[str, Any]], endpoint: str) -> CpuParts:
         for n in range(0, len(events), 100)
         for share in coalesce([(str(i), e) for i, e in enumerate(events[n : n + 100])])
     ]
-    requests: list[dict[str, Any]] = []
-
-    class Capture:
-        def update_item(self, **request: Any) -> dict[str, Any]:
-            requests.append(request)
-            return {}
-
-    capture = JobStore(cast("DynamoDBClient", Capture()), "Jobs-bench", TTL_DAYS)
+    capture, requests = capturing_store()
     parse = _best_us(lambda: [parse_record(r) for r in records], len(records))
     build = _best_us(lambda: [capture.write(share) for share in shares], len(shares))
     client = lambda_client(endpoint, 0.0)
@@ -413,16 +420,8 @@ def child_stages(endpoint: str) -> dict[str, float]:
 
     from projector.fold import coalesce
     from projector.handler import parse_record
-    from projector.store import JobStore
 
-    requests: list[dict[str, Any]] = []
-
-    class Capture:
-        def update_item(self, **request: Any) -> dict[str, Any]:
-            requests.append(request)
-            return {}
-
-    capture = JobStore(cast("DynamoDBClient", Capture()), "Jobs-bench", TTL_DAYS)
+    capture, requests = capturing_store()
     for batch in sqs_batches(make_workload(3_000, 4.0, 1, datetime.now(UTC)).deliveries, 100):
         for share in coalesce([(r["messageId"], parse_record(r)) for r in batch["Records"]]):
             capture.write(share)
