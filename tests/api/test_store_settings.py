@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +21,7 @@ from api.store import JobReader, StoreUnavailable, from_attribute_value, from_it
 from jobstatus import codec
 from jobstatus.settings import Settings
 from local.loopback_aws import aws_json_endpoint
+from tests.fresh import fresh_env, imported_of, run_fresh
 
 pytestmark = pytest.mark.unit
 
@@ -263,7 +262,7 @@ COLD_START = f"""
 import json, sys
 import api.handler
 api.handler.dependencies()
-print(json.dumps(sorted({{k for n in sys.modules for k in {KEPT_OUT!r} if n == k or n.startswith(k + ".")}})))
+print(json.dumps({imported_of(KEPT_OUT)}))
 """
 
 
@@ -281,23 +280,17 @@ def secrets_manager() -> Iterator[str]:
 
 def test_cold_start_imports_none_of_the_costly_packages(secrets_manager):
     # Given a fresh interpreter (this one has them all imported already)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "STAGE": "prod",
-        "CURSOR_KEY_SECRET_ARN": SECRET_ARN,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager,
-        "JOBS_TABLE_NAME": "Jobs-prod",
-    }
-    # When it does what Lambda's init and first request do before routing
-    result = subprocess.run(
-        [sys.executable, "-c", COLD_START], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    env = fresh_env(
+        STAGE="prod",
+        CURSOR_KEY_SECRET_ARN=SECRET_ARN,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER=secrets_manager,
+        JOBS_TABLE_NAME="Jobs-prod",
     )
+    # When it does what Lambda's init and first request do before routing
+    output = run_fresh(COLD_START, env)
     # Then none of them was imported
-    *logged, imported = result.stdout.splitlines()
+    *logged, imported = output.splitlines()
     assert json.loads(imported) == []
     # And the key came from the secret (the log line says so, never the key itself)
     assert any(json.loads(line).get("fromSecret") is True for line in logged), logged
-    assert KEY not in result.stdout
+    assert KEY not in output

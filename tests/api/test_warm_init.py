@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 import pytest
 
 from local.loopback_aws import aws_json_endpoint
+from tests.fresh import fresh_env, run_fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,26 +32,12 @@ def dynamodb() -> Iterator[tuple[str, list[dict[str, object]]]]:
 
 
 def _env(endpoint: str, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "JOBS_TABLE_NAME": "Jobs-dev",
-        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        **extra,
-    }
+    return fresh_env(endpoint, JOBS_TABLE_NAME="Jobs-dev", **extra)
 
 
 def test_in_lambda_the_init_reads_a_key_no_job_has(dynamodb: tuple[str, list[dict[str, object]]]) -> None:
     endpoint, seen = dynamodb
-    subprocess.run(
-        [sys.executable, "-c", INIT],
-        cwd=ROOT,
-        env=_env(endpoint, AWS_LAMBDA_FUNCTION_NAME="jobs-dev-get-job"),
-        check=True,
-        capture_output=True,
-    )
+    run_fresh(INIT, _env(endpoint, AWS_LAMBDA_FUNCTION_NAME="jobs-dev-get-job"))
     assert [(r["target"], r["TableName"], r["Key"]) for r in seen] == [
         ("DynamoDB_20120810.GetItem", "Jobs-dev", {"jobId": {"S": "__warm-up__"}})
     ]
@@ -62,48 +47,27 @@ def test_outside_lambda_importing_the_handler_sends_nothing(
     dynamodb: tuple[str, list[dict[str, object]]],
 ) -> None:
     endpoint, seen = dynamodb
-    subprocess.run(
-        [sys.executable, "-c", INIT], cwd=ROOT, env=_env(endpoint), check=True, capture_output=True
-    )
+    run_fresh(INIT, _env(endpoint))
     assert seen == []
 
 
 def test_a_failed_warm_up_does_not_fail_the_init() -> None:
     # Nothing listens on port 9: the GetItem fails, the import still succeeds, and says so
-    result = subprocess.run(
-        [sys.executable, "-c", INIT + "; print('imported')"],
-        cwd=ROOT,
-        env=_env("http://127.0.0.1:9", AWS_LAMBDA_FUNCTION_NAME="jobs-dev-get-job", AWS_MAX_ATTEMPTS="1"),
-        capture_output=True,
-        text=True,
-        check=False,
+    output = run_fresh(
+        INIT + "; print('imported')",
+        _env("http://127.0.0.1:9", AWS_LAMBDA_FUNCTION_NAME="jobs-dev-get-job", AWS_MAX_ATTEMPTS="1"),
     )
-    assert result.returncode == 0, result.stderr
-    assert "imported" in result.stdout
-    assert "warming the DynamoDB connection failed" in result.stdout
+    assert "imported" in output
+    assert "warming the DynamoDB connection failed" in output
 
 
 def test_in_lambda_the_init_freezes_the_heap_it_made(dynamodb: tuple[str, list[dict[str, object]]]) -> None:
     # Given Lambda's init, and the same import outside Lambda
     endpoint, _ = dynamodb
     count = INIT + "; import gc; print(gc.get_freeze_count())"
-    in_lambda = subprocess.run(
-        [sys.executable, "-c", count],
-        cwd=ROOT,
-        env=_env(endpoint, AWS_LAMBDA_FUNCTION_NAME="jobs-dev-get-job"),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    outside = subprocess.run(
-        [sys.executable, "-c", count],
-        cwd=ROOT,
-        env=_env(endpoint),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    in_lambda = run_fresh(count, _env(endpoint, AWS_LAMBDA_FUNCTION_NAME="jobs-dev-get-job"))
+    outside = run_fresh(count, _env(endpoint))
     # Then only Lambda's init moved its objects out of the collector's way (the first GET then
     # pays no full collection of them)
-    assert int(in_lambda.stdout.split()[-1]) > 10_000
-    assert int(outside.stdout.split()[-1]) == 0
+    assert int(in_lambda.split()[-1]) > 10_000
+    assert int(outside.split()[-1]) == 0

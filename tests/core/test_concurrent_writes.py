@@ -12,8 +12,6 @@ import itertools
 import json
 import logging
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from projector.store import InvalidForStore, JobStore, Outcome, WriteResult, wri
 from tests.core.factories import CREATED_AT, NOW, TTL_DAYS, at, event, history
 from tests.core.sqs import batch, failures, record
 from tests.core.test_handler import RecordingMetrics
+from tests.fresh import fresh_env, imported_of, run_fresh
 
 pytestmark = pytest.mark.unit
 
@@ -286,13 +285,8 @@ def test_projector_cold_start_imports_none_of_the_costly_packages() -> None:
     # Given a fresh interpreter, when it does what Lambda's init does
     code = (
         "import json, sys; import projector.handler as h; h.dependencies(); "
-        f"print(json.dumps(sorted({{k for n in sys.modules for k in {HEAVY!r} "
-        "if n == k or n.startswith(k + '.')})))"
+        f"print(json.dumps({imported_of(HEAVY)}))"
     )
-    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "JOBS_TABLE_NAME": "Jobs-prod"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    output = run_fresh(code, fresh_env(JOBS_TABLE_NAME="Jobs-prod"))
     # Then none of them was imported
-    assert json.loads(result.stdout.splitlines()[-1]) == []
+    assert json.loads(output.splitlines()[-1]) == []

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh import fresh_env, run_fresh
 
 pytestmark = pytest.mark.unit
 
@@ -21,21 +18,9 @@ PROBE = (
 
 
 def _import_the_handler(**extra: str) -> dict[str, int]:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "JOBS_TABLE_NAME": "Jobs-dev",
-        # Nothing listens here: the init must not send a request
-        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
-        **extra,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    answer: dict[str, int] = json.loads(result.stdout.splitlines()[-1])
+    # Nothing listens on port 9: the init must not send a request
+    env = fresh_env("http://127.0.0.1:9", JOBS_TABLE_NAME="Jobs-dev", **extra)
+    answer: dict[str, int] = json.loads(run_fresh(PROBE, env).splitlines()[-1])
     return answer
 
 

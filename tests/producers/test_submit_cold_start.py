@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from local.loopback_aws import aws_json_endpoint
 from producers.publishing.putevents import Entry
 from producers.submit import handler as submit
 from producers.submit.handler import LazySqsOutbox
+from tests.fresh import fresh_env, imported_of, run_fresh
 
 pytestmark = pytest.mark.unit
 
@@ -77,20 +76,8 @@ context = types.SimpleNamespace(function_name="submit", function_version="1", me
 out, sys.stdout = sys.stdout, io.StringIO()
 answer = h.lambda_handler({EVENT!r}, context)
 sys.stdout = out
-print(json.dumps([answer["statusCode"], sorted({{k for n in sys.modules for k in {KEPT_OUT!r}
-    if n == k or n.startswith(k + ".")}})]))
+print(json.dumps([answer["statusCode"], {imported_of(KEPT_OUT)}]))
 """
-
-
-def fresh_env(endpoint: str) -> dict[str, str]:
-    """A fresh interpreter's environment: fake credentials, every AWS endpoint at `endpoint`."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
 
 
 @pytest.fixture
@@ -112,22 +99,19 @@ def aws() -> Iterator[tuple[str, list[str]]]:
 def test_a_cold_post_imports_none_of_the_costly_packages(aws: tuple[str, list[str]]) -> None:
     # Given a fresh interpreter (this one has them all imported already)
     endpoint, seen = aws
-    env = {
-        **fresh_env(endpoint),
-        "STAGE": "prod",
-        "POWERTOOLS_METRICS_NAMESPACE": "JobStatus",  # as the template's Globals
-        "POWERTOOLS_SERVICE_NAME": "jobstatus",
-        "EVENT_BUS_NAME": "jobs-prod",
-        "IDEMPOTENCY_TABLE_NAME": "JobsIdempotency-prod",
-        "OUTBOX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/outbox",
-    }
-    # When it does what Lambda's init and a first keyed POST do
-    result = subprocess.run(
-        [sys.executable, "-c", COLD_POST], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    env = fresh_env(
+        endpoint,
+        STAGE="prod",
+        POWERTOOLS_METRICS_NAMESPACE="JobStatus",  # as the template's Globals
+        POWERTOOLS_SERVICE_NAME="jobstatus",
+        EVENT_BUS_NAME="jobs-prod",
+        IDEMPOTENCY_TABLE_NAME="JobsIdempotency-prod",
+        OUTBOX_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/outbox",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # When it does what Lambda's init and a first keyed POST do
+    output = run_fresh(COLD_POST, env)
     # Then the job was accepted, and none of them was imported
-    status, imported = json.loads(result.stdout.splitlines()[-1])
+    status, imported = json.loads(output.splitlines()[-1])
     assert status == 202
     assert imported == []
     # And the POST took the key, reserved the job and published it; nothing went to SQS
@@ -197,23 +181,13 @@ def test_an_sqs_client_that_cannot_be_built_refuses_the_entries_without_raising(
 def test_in_lambda_the_init_builds_the_submitter_and_freezes_its_heap(aws: tuple[str, list[str]]) -> None:
     # Given Lambda's init (and the same import outside Lambda)
     endpoint, seen = aws
-    env = fresh_env(endpoint)
     probe = (
         "import gc, producers.submit.handler as h; "
         "print(h.dependencies.cache_info().currsize, gc.get_freeze_count())"
     )
 
     def init(**extra: str) -> list[int]:
-        result = subprocess.run(
-            [sys.executable, "-c", probe],
-            cwd=ROOT,
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return [int(n) for n in result.stdout.split()[-2:]]
+        return [int(n) for n in run_fresh(probe, fresh_env(endpoint, **extra)).split()[-2:]]
 
     # When each imports the handler
     built, frozen = init(AWS_LAMBDA_FUNCTION_NAME="jobs-dev-submit")
