@@ -41,10 +41,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobstatus.contract import DEFAULT_JOB_TTL_DAYS, DEFAULT_JOBS_TABLE_NAME, JOB_TTL_DAYS_RANGE
 from jobstatus.events import DETAIL_TYPE, SOURCES, JobStatusChanged
 from jobstatus.logkeys import names_its_function
 from jobstatus.metrics import MetricsSink
+from jobstatus.settings import Settings
 from projector.fold import coalesce, is_expired
 from projector.store import Attempt, InvalidForStore, JobStore, JobWriter, Outcome, write_all
 
@@ -79,28 +79,6 @@ class _Envelope(BaseModel):
     detail: dict[str, Any]
     id: str | None = None
     replay_name: str | None = Field(default=None, alias="replay-name")
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectorSettings:
-    """ProjectorFn's settings, read once from the environment (DESIGN §5), with
-    `jobstatus.settings.Settings`'s names, defaults and bounds, without pydantic on the
-    cold start (tests/core/test_concurrent_writes.py checks they agree)."""
-
-    jobs_table_name: str = DEFAULT_JOBS_TABLE_NAME
-    job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ProjectorSettings:
-        """The settings from `env` (default: the process's environment); `ValueError` names a bad one."""
-        values = {k.upper(): v for k, v in (os.environ if env is None else env).items()}
-        ttl = values.get("JOB_TTL_DAYS", str(DEFAULT_JOB_TTL_DAYS)).strip()
-        low, high = JOB_TTL_DAYS_RANGE
-        if not ttl.lstrip("+-").isdigit() or not low <= int(ttl) <= high:
-            raise ValueError(f"JOB_TTL_DAYS must be a whole number of days from {low} to {high}, not {ttl!r}")
-        return cls(
-            jobs_table_name=values.get("JOBS_TABLE_NAME", DEFAULT_JOBS_TABLE_NAME), job_ttl_days=int(ttl)
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +311,7 @@ def handle(event: Mapping[str, Any], context: LambdaContext | None, deps: Projec
 @functools.cache
 def dependencies() -> ProjectorDeps:
     """The dependencies for Lambda, built once per cold start (after tests have set the env)."""
-    settings = ProjectorSettings.from_env()
+    settings = Settings.from_env()  # pydantic, already on the path for the event model: ~2 ms
     store = JobStore(dynamodb_client(), settings.jobs_table_name, settings.job_ttl_days)
     pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="write")
     return ProjectorDeps(store=store, ttl_days=settings.job_ttl_days, metrics=metrics, pool=pool)

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidationDecorator
+from pydantic import ValidationError
 
 from jobstatus.codec import from_item
 from jobstatus.events import Status
@@ -255,30 +256,16 @@ def test_logged_values_are_json(pool: ThreadPoolExecutor) -> None:
     assert (summary["applied"], summary["dynamodbWrites"], summary["failed"]) == (1, 1, 0)
 
 
-@pytest.mark.parametrize(
-    "env",
-    [
-        {},
-        {"JOBS_TABLE_NAME": "Jobs-prod", "JOB_TTL_DAYS": "7"},
-        {"jobs_table_name": "Jobs-x", "job_ttl_days": " 3650 "},
-        {"JOB_TTL_DAYS": "1"},
-    ],
-)
-def test_projector_settings_read_what_jobstatus_settings_read(env: dict[str, str]) -> None:
-    from jobstatus.settings import Settings
-
-    ours = projector.ProjectorSettings.from_env(env)
-    theirs = Settings.model_validate({k.lower(): v for k, v in env.items()})
-    assert (ours.jobs_table_name, ours.job_ttl_days) == (theirs.jobs_table_name, theirs.job_ttl_days)
-
-
 @pytest.mark.parametrize("ttl", ["0", "3651", "abc", "1.5", ""])
-def test_a_bad_ttl_setting_is_refused_with_its_name(ttl: str) -> None:
-    with pytest.raises(ValueError, match="JOB_TTL_DAYS"):
-        projector.ProjectorSettings.from_env({"JOB_TTL_DAYS": ttl})
+def test_a_bad_ttl_setting_is_refused_with_its_name(ttl: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOB_TTL_DAYS", ttl)
+    projector.dependencies.cache_clear()
+    with pytest.raises(ValidationError, match="job_ttl_days"):
+        projector.dependencies()
+    projector.dependencies.cache_clear()
 
 
-HEAVY = ("boto3", "s3transfer", "pydantic_settings", "aws_xray_sdk", "jobstatus.codec", "jobstatus.settings")
+HEAVY = ("boto3", "s3transfer", "pydantic_settings", "dotenv", "aws_xray_sdk", "jobstatus.codec")
 
 
 def test_projector_cold_start_imports_none_of_the_costly_packages() -> None:
